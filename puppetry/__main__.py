@@ -1,0 +1,5 @@
+import sys
+
+from puppetry.cli import main
+
+sys.exit(main())

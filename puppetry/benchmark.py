@@ -1,0 +1,110 @@
+"""``puppetry bench``: frames per second of the whole animation loop and where the time goes.
+
+Stages per driving frame: decode (PyAV), landmarks (Face Mesh tracking + smoothing), motion (transfer
+and control points), warp, mouth (inner-mouth fill) and encode (H.264). With no driving video given,
+the benchmark first renders a 512x512 driving video of a real face (the built-in astronaut animated
+by the ``demo`` motion), so it needs no files.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from puppetry.engines.base import DrivingFrame
+from puppetry.engines.registry import create_engine
+from puppetry.face.smoothing import OneEuroConfig
+from puppetry.media.video import VideoReader
+from puppetry.media.writer import VideoWriter
+from puppetry.motion.tracker import MotionTracker
+from puppetry.pipeline.animate import AnimateOptions, animate
+from puppetry.pipeline.source import find_source_faces, load_source_image
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class BenchResult:
+    """Milliseconds per frame by stage, and overall frames per second."""
+
+    frames: int
+    source_size: tuple[int, int]
+    driving_size: tuple[int, int]
+    ms_per_frame: dict[str, float]
+    fps: float
+
+    def table(self) -> str:
+        lines = [f"source {self.source_size[0]}x{self.source_size[1]}, driving "
+                 f"{self.driving_size[0]}x{self.driving_size[1]}, {self.frames} frames"]
+        total = sum(self.ms_per_frame.values())
+        for stage, ms in self.ms_per_frame.items():
+            lines.append(f"  {stage:<10} {ms:7.2f} ms/frame  {100 * ms / max(total, 1e-9):5.1f} %")
+        lines.append(f"  {'total':<10} {total:7.2f} ms/frame  -> {self.fps:.1f} frames per second")
+        return "\n".join(lines)
+
+
+def _demo_driving(folder: str, size: int = 512, seconds: float = 6.0) -> str:
+    """Write a ``size`` x ``size`` driving video of a real face moving (astronaut + demo motion)."""
+    import cv2
+    from skimage import data
+
+    face = cv2.resize(data.astronaut(), (size, size), interpolation=cv2.INTER_AREA)
+    path = os.path.join(folder, "driving.mp4")
+    animate(face, "demo", path, AnimateOptions(duration=seconds, fps=30.0, progress=False))
+    return path
+
+
+def run_benchmark(source: str = "astronaut", driving: str | None = None, max_frames: int = 180,
+                  engine: str = "warp") -> BenchResult:
+    """Time the animation loop stage by stage (see module docstring)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        if driving is None:
+            driving = _demo_driving(tmp)
+        image, name = load_source_image(source, 2048)
+        faces = find_source_faces(image, name)
+        eng = create_engine(engine)
+        state = eng.prepare(faces)
+        stages = dict.fromkeys(["decode", "landmarks", "render", "encode"], 0.0)
+        n = 0
+        reference = None
+        with VideoReader(driving, max_frames=max_frames) as reader, \
+                MotionTracker(reader.fps, OneEuroConfig()) as tracker, \
+                VideoWriter(os.path.join(tmp, "out.mp4"), reader.fps) as writer:
+            frames = iter(reader)
+            while True:
+                t0 = time.perf_counter()
+                rgb = next(frames, None)
+                if rgb is None:
+                    break
+                t1 = time.perf_counter()
+                face = tracker(rgb)
+                t2 = time.perf_counter()
+                if face is not None and reference is None:
+                    reference = face.pose
+                frame = DrivingFrame(index=n, image=rgb, landmarks=None if face is None else face.landmarks,
+                                     pose=None if face is None else face.pose, reference=reference)
+                out = eng.render(state, frame)
+                t3 = time.perf_counter()
+                writer.write(out)
+                t4 = time.perf_counter()
+                for key, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                    stages[key] += dt
+                n += 1
+            driving_size = reader.size
+        engine_times = eng.timings()
+    if n == 0:
+        raise RuntimeError("the benchmark decoded no frames")
+    ms = {"decode": stages["decode"], "landmarks": stages["landmarks"]}
+    for key in ("motion", "warp", "mouth"):
+        ms[key] = engine_times.get(key, 0.0)
+    ms["other"] = max(stages["render"] - sum(engine_times.values()), 0.0)
+    ms["encode"] = stages["encode"]
+    ms = {k: 1000.0 * v / n for k, v in ms.items()}
+    fps = 1000.0 / sum(ms.values())
+    return BenchResult(frames=n, source_size=(image.shape[1], image.shape[0]), driving_size=driving_size,
+                       ms_per_frame=ms, fps=fps)

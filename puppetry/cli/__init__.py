@@ -1,0 +1,64 @@
+"""The ``puppetry`` command: ``animate``, ``template`` and ``bench``.
+
+Errors a user can cause print one line (``puppetry: error: ...``) and exit with status 2; nothing is
+left half-written. ``--debug`` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from puppetry.cli import animate as animate_cmd
+from puppetry.cli import bench as bench_cmd
+from puppetry.cli import template as template_cmd
+from puppetry.errors import PuppetryError
+
+logger = logging.getLogger("puppetry")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="puppetry", description="Bring a single portrait to life.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+    animate_cmd.add_parser(sub)
+    template_cmd.add_parser(sub)
+    bench_cmd.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.DEBUG if args.debug else (logging.WARNING if args.quiet else logging.INFO)
+    logging.basicConfig(level=level, format="puppetry: %(message)s", stream=sys.stderr)
+    try:
+        return int(args.run(args) or 0)
+    except PuppetryError as exc:
+        if args.debug:
+            raise
+        print(f"puppetry: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("puppetry: interrupted", file=sys.stderr)
+        return 130
+    except ValueError as exc:            # bad option values that reached the library
+        if args.debug:
+            raise
+        print(f"puppetry: error: {exc}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("puppetry: error: out of memory; try a smaller --max-size", file=sys.stderr)
+        return 1
+    except Exception as exc:             # a bug: still one line, with a way to see more
+        if args.debug:
+            raise
+        print(f"puppetry: error: unexpected {type(exc).__name__}: {exc} (rerun with --debug for details)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,26 @@
+"""User-facing errors.
+
+Every failure a user can cause (bad path, corrupt media, no face, unknown motion name) is raised as a
+:class:`PuppetryError` subclass whose message is one line that says what went wrong and what to do.
+The CLI prints that line and exits non-zero; it never shows a traceback for these.
+"""
+
+
+class PuppetryError(Exception):
+    """Base class of every error puppetry reports to a user."""
+
+
+class MediaError(PuppetryError):
+    """A file could not be read or written as media (missing, corrupt, empty, too large)."""
+
+
+class NoFaceError(PuppetryError):
+    """No face was found where one is required."""
+
+
+class MotionError(PuppetryError):
+    """A driving signal could not be turned into motion (unknown name, bad template)."""
+
+
+class WeightsError(PuppetryError):
+    """Weights an engine needs are missing or do not match."""

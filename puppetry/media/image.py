@@ -1,0 +1,184 @@
+"""Reading and writing still images as ``H x W x 3 uint8 RGB`` arrays.
+
+Reading goes through Pillow and turns every mode a user is likely to hand us (grayscale, palette, alpha,
+16-bit, CMYK, EXIF-rotated) into plain 8-bit RGB. The header size is checked before any pixel is decoded,
+so a file that claims to be enormous fails fast instead of exhausting memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import secrets
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from puppetry.errors import MediaError
+
+logger = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
+
+MAX_IMAGE_SIDE = 8192
+MAX_IMAGE_PIXELS = 8192 * 8192
+
+# Pillow format name and save options per extension we write.
+_WRITE_FORMATS: dict[str, tuple[str, dict]] = {
+    ".png": ("PNG", {"compress_level": 6}),
+    ".jpg": ("JPEG", {"quality": 95, "subsampling": 0}),
+    ".jpeg": ("JPEG", {"quality": 95, "subsampling": 0}),
+    ".bmp": ("BMP", {}),
+    ".webp": ("WEBP", {"quality": 95}),
+    ".tif": ("TIFF", {}),
+    ".tiff": ("TIFF", {}),
+}
+
+_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
+
+
+def _too_large_message(path: Path, size: str) -> str:
+    return (
+        f"cannot read image '{path}': image is too large ({size}); the limit is {MAX_IMAGE_SIDE} pixels "
+        f"per side and {MAX_IMAGE_PIXELS} pixels in all"
+    )
+
+
+def _check_size(path: Path, width: int, height: int) -> None:
+    """Raise :class:`MediaError` if a header size is over :data:`MAX_IMAGE_SIDE` / :data:`MAX_IMAGE_PIXELS`."""
+    if width <= 0 or height <= 0:
+        raise MediaError(f"cannot read image '{path}': header gives an empty size {width}x{height}")
+    if width > MAX_IMAGE_SIDE or height > MAX_IMAGE_SIDE or width * height > MAX_IMAGE_PIXELS:
+        raise MediaError(_too_large_message(path, f"{width}x{height}"))
+
+
+def composite_over_white(rgba: np.ndarray) -> np.ndarray:
+    """Blend ``H x W x 4 uint8 RGBA`` over a white background; returns ``H x W x 3 uint8 RGB``."""
+    rgb = rgba[..., :3].astype(np.uint32)
+    alpha = rgba[..., 3:4].astype(np.uint32)
+    out = (rgb * alpha + 255 * (255 - alpha) + 127) // 255
+    return out.astype(np.uint8)
+
+
+def _sixteen_bit_to_rgb(image: Image.Image) -> np.ndarray:
+    """Scale a 16-bit (or 32-bit integer) grayscale image to ``H x W x 3 uint8 RGB`` (65535 -> 255)."""
+    values = np.asarray(image).astype(np.int64)
+    values = np.clip(values, 0, 65535)
+    gray = ((values * 255 + 32767) // 65535).astype(np.uint8)
+    return np.repeat(gray[..., None], 3, axis=2)
+
+
+def _to_rgb_array(image: Image.Image) -> np.ndarray:
+    """Convert a loaded Pillow image of any common mode to ``H x W x 3 uint8 RGB``."""
+    mode = image.mode
+    if mode == "RGB":
+        return np.asarray(image, dtype=np.uint8).copy()
+    if mode in _SIXTEEN_BIT_MODES:
+        return _sixteen_bit_to_rgb(image)
+    if mode == "F":
+        values = np.nan_to_num(np.asarray(image, dtype=np.float32))
+        if values.size and float(values.max()) <= 1.0:
+            values = values * 255.0
+        gray = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    has_alpha = "A" in mode or "a" in mode or "transparency" in image.info
+    if has_alpha:
+        return composite_over_white(np.asarray(image.convert("RGBA"), dtype=np.uint8))
+    return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as an ``H x W x 3 uint8 RGB`` array.
+
+    Grayscale and palette images are expanded to RGB, transparent pixels are composited over white, 16-bit
+    images are scaled to 8 bit, CMYK is converted and the EXIF orientation is applied. The size in the header
+    is checked against :data:`MAX_IMAGE_SIDE` and :data:`MAX_IMAGE_PIXELS` before any pixel is decoded.
+
+    Raises:
+        MediaError: the path is missing, is a folder, is not a readable image or is too large.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise MediaError(f"cannot read image '{path}': file not found")
+    if path.is_dir():
+        raise MediaError(f"cannot read image '{path}': it is a folder, not an image file")
+
+    try:
+        with warnings.catch_warnings():
+            # Our own limit is lower than Pillow's warning threshold; the check below reports it properly.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+    except Image.DecompressionBombError as exc:
+        match = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{match.group(1)} pixels" if match else f"more than {MAX_IMAGE_PIXELS} pixels"
+        raise MediaError(_too_large_message(path, size)) from None
+    except UnidentifiedImageError:
+        raise MediaError(f"cannot read image '{path}': not an image file or the file is corrupt") from None
+    except OSError as exc:
+        raise MediaError(f"cannot read image '{path}': {exc.strerror or exc}") from None
+    except Exception as exc:  # Pillow plugins raise assorted types on malformed headers.
+        raise MediaError(f"cannot read image '{path}': file is corrupt ({type(exc).__name__}: {exc})") from None
+
+    with image:
+        _check_size(path, *image.size)
+        try:
+            image.load()
+            try:
+                image = ImageOps.exif_transpose(image)
+            except Exception as exc:  # A broken EXIF block must not make the pixels unreadable.
+                logger.warning("ignoring unreadable EXIF orientation in '%s': %s", path, exc)
+            rgb = _to_rgb_array(image)
+        except MemoryError:
+            raise MediaError(f"cannot read image '{path}': not enough memory to decode it") from None
+        except Exception as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise MediaError(f"cannot read image '{path}': file is corrupt or truncated ({reason})") from None
+    logger.debug("read image '%s' (%dx%d)", path, rgb.shape[1], rgb.shape[0])
+    return rgb
+
+
+def _temp_sibling(path: Path) -> Path:
+    """A fresh hidden name next to ``path`` that keeps its extension: ``.name.tmp-1a2b3c4d.png``."""
+    return path.with_name(f".{path.stem}.tmp-{secrets.token_hex(4)}{path.suffix}")
+
+
+def _check_rgb(rgb: np.ndarray) -> None:
+    if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        got = f"{rgb.dtype} array of shape {rgb.shape}" if isinstance(rgb, np.ndarray) else type(rgb).__name__
+        raise ValueError(f"expected an H x W x 3 uint8 RGB array, got {got}")
+    if rgb.shape[0] == 0 or rgb.shape[1] == 0:
+        raise ValueError(f"cannot write an empty image of shape {rgb.shape}")
+
+
+def write_image(path: str | os.PathLike, rgb: np.ndarray) -> None:
+    """Write an ``H x W x 3 uint8 RGB`` array to ``path``; the format follows the extension (PNG, JPEG, ...).
+
+    The file is written to a temporary name in the same folder and renamed into place, so ``path`` never
+    holds a half-written image. Missing parent folders are created.
+
+    Raises:
+        MediaError: unsupported extension, or the file cannot be written.
+        ValueError: ``rgb`` is not an ``H x W x 3 uint8`` array.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in _WRITE_FORMATS:
+        supported = ", ".join(sorted(_WRITE_FORMATS))
+        raise MediaError(f"cannot write image '{path}': unsupported format '{suffix}' (supported: {supported})")
+    _check_rgb(rgb)
+    fmt, options = _WRITE_FORMATS[suffix]
+
+    tmp_path = _temp_sibling(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp_path, "xb") as handle:
+            Image.fromarray(np.ascontiguousarray(rgb)).save(handle, format=fmt, **options)
+        os.replace(tmp_path, path)
+    except OSError as exc:
+        raise MediaError(f"cannot write image '{path}': {exc.strerror or exc}") from None
+    finally:
+        tmp_path.unlink(missing_ok=True)
+    logger.debug("wrote image '%s' (%dx%d)", path, rgb.shape[1], rgb.shape[0])

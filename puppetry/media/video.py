@@ -1,0 +1,350 @@
+"""Reading and probing videos: container files through PyAV, and folders of numbered image frames.
+
+Every frame comes out as an ``H x W x 3 uint8 RGB`` array, upright (the container's display rotation is
+applied) and with transparency composited over white. A file is validated when its reader is built: the
+first frame is decoded right away, so a corrupt or empty file fails with :class:`MediaError` before any
+work starts, not halfway through a loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import av
+import cv2
+import numpy as np
+
+from puppetry.errors import MediaError
+from puppetry.media.image import IMAGE_EXTENSIONS, composite_over_white, read_image
+
+logger = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS: frozenset[str] = frozenset({".mp4", ".mov", ".webm", ".avi", ".mkv", ".gif", ".m4v"})
+
+FRAME_FOLDER_FPS = 25.0
+"""Frame rate given to a folder of image frames, which carries no timing of its own."""
+
+_DEFAULT_GIF_FPS = 10.0  # browsers play GIF frames without a delay at about 10 fps
+_MAX_SANE_FPS = 1000.0
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What is known about a video before decoding it all.
+
+    ``width`` and ``height`` are the size of the frames as yielded (after display rotation). ``num_frames``
+    comes from the container header, or from counting packets when the header has none; ``None`` when it
+    cannot be known. ``duration`` is in seconds.
+    """
+
+    path: str
+    fps: float
+    width: int
+    height: int
+    num_frames: int | None
+    has_audio: bool
+    duration: float | None
+
+
+def is_video_path(path: str | os.PathLike) -> bool:
+    """True when ``path`` has a video extension (see :data:`VIDEO_EXTENSIONS`); folders are not checked here."""
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
+
+def is_image_path(path: str | os.PathLike) -> bool:
+    """True when ``path`` has an image extension (see :data:`IMAGE_EXTENSIONS`)."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def is_frame_folder(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a folder, which is read as a video of its image files in natural order."""
+    return Path(path).is_dir()
+
+
+def _natural_key(name: str) -> list:
+    """Sort key that orders embedded numbers by value: ``frame2`` before ``frame10``."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name.lower())]
+
+
+def _list_frame_files(folder: Path) -> list[Path]:
+    """Image files of ``folder`` (hidden files skipped) in natural order."""
+    files = [
+        entry
+        for entry in folder.iterdir()
+        if entry.is_file() and not entry.name.startswith(".") and entry.suffix.lower() in IMAGE_EXTENSIONS
+    ]
+    return sorted(files, key=lambda entry: _natural_key(entry.name))
+
+
+def _reason(exc: BaseException) -> str:
+    """Short one-line reason from a PyAV / OS exception."""
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return str(text).splitlines()[0]
+
+
+def _open_container(path: Path) -> av.container.InputContainer:
+    """Open ``path`` with PyAV, turning every failure into a one-line :class:`MediaError`."""
+    if os.path.getsize(path) == 0:
+        raise MediaError(f"cannot read video '{path}': file is empty")
+    try:
+        container = av.open(str(path), mode="r")
+    except Exception as exc:  # av.FFmpegError, OSError, decoding of odd metadata, ...
+        raise MediaError(f"cannot read video '{path}': file is corrupt or not a video ({_reason(exc)})") from None
+    if not container.streams.video:
+        container.close()
+        raise MediaError(f"cannot read video '{path}': it has no video stream")
+    return container
+
+
+def _stream_fps(stream: av.video.stream.VideoStream) -> float | None:
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate and 0 < float(rate) <= _MAX_SANE_FPS:
+            return float(rate)
+    return None
+
+
+def _scan_packets(path: Path) -> tuple[int, float]:
+    """Count the video packets of ``path`` and sum their durations in seconds, without decoding."""
+    count, ticks, time_base = 0, 0, None
+    try:
+        with av.open(str(path), mode="r") as container:
+            stream = container.streams.video[0]
+            time_base = stream.time_base
+            for packet in container.demux(stream):
+                if packet.size:
+                    count += 1
+                    ticks += packet.duration or 0
+    except av.FFmpegError as exc:
+        logger.debug("packet scan of '%s' stopped early: %s", path, exc)
+    return count, float(ticks * time_base) if time_base else 0.0
+
+
+def _container_header(path: Path, container: av.container.InputContainer) -> dict:
+    """fps, num_frames, has_audio and duration of an open container (a GIF's timing comes from its frames)."""
+    stream = container.streams.video[0]
+    num_frames = stream.frames if stream.frames and stream.frames > 0 else None
+    duration = None
+    if stream.duration and stream.time_base:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration:
+        duration = container.duration / av.time_base
+
+    is_gif = stream.codec_context.name == "gif"
+    fps = None if is_gif else _stream_fps(stream)
+    if is_gif or num_frames is None:
+        count, seconds = _scan_packets(path)
+        num_frames = num_frames or count or None
+        if is_gif:
+            fps = count / seconds if count and seconds > 0 else _DEFAULT_GIF_FPS
+            duration = seconds if seconds > 0 else count / fps
+    if fps is None:
+        fps = FRAME_FOLDER_FPS
+        logger.warning("'%s' has no usable frame rate; assuming %.0f fps", path, fps)
+    if duration is None and num_frames:
+        duration = num_frames / fps
+    return {"fps": fps, "num_frames": num_frames, "has_audio": bool(container.streams.audio), "duration": duration}
+
+
+class VideoReader:
+    """Iterate the frames of a video file or of a folder of image frames.
+
+    Each frame is an ``H x W x 3 uint8 RGB`` array of size ``self.size == (width, height)``. Every ``for``
+    loop starts again from the first frame. Use as a context manager (or call :meth:`close`) so the file is
+    released even when a loop stops early::
+
+        with VideoReader("driving.mp4", max_frames=100) as reader:
+            for frame in reader:
+                ...
+
+    Corrupt packets in the middle of a file are skipped with a warning; a read error near the end (for
+    example a truncated file) ends the video early with a warning.
+
+    Args:
+        path: a video file (mp4, mov, webm, avi, mkv, gif, ...) or a folder of image frames.
+        max_frames: stop after this many frames (``None`` for all).
+
+    Raises:
+        MediaError: the path is missing, unreadable, not a video or has no decodable frame.
+    """
+
+    def __init__(self, path: str | os.PathLike, max_frames: int | None = None) -> None:
+        if max_frames is not None and max_frames < 1:
+            raise ValueError(f"max_frames must be at least 1 or None, got {max_frames}")
+        self.path = Path(path)
+        self.max_frames = max_frames
+        self._frames: Iterator[np.ndarray] | None = None
+        self._first: np.ndarray | None = None
+        self._container: av.container.InputContainer | None = None
+        self._resize_warned = False
+
+        if not self.path.exists():
+            raise MediaError(f"cannot read video '{self.path}': file not found")
+        if self.path.is_dir():
+            self._files = _list_frame_files(self.path)
+            if not self._files:
+                raise MediaError(f"cannot read video '{self.path}': folder contains no video frames (no images)")
+            count = len(self._files)
+            header = {"fps": FRAME_FOLDER_FPS, "num_frames": count, "has_audio": False,
+                      "duration": count / FRAME_FOLDER_FPS}
+            self._start()
+        else:
+            self._start()
+            header = _container_header(self.path, self._container)
+        height, width = self._first.shape[:2]
+        self.info = VideoInfo(path=str(self.path), width=width, height=height, **header)
+        logger.debug("opened video %s", self.info)
+
+    @property
+    def fps(self) -> float:
+        return self.info.fps
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(width, height)`` of the yielded frames."""
+        return self.info.width, self.info.height
+
+    def __len__(self) -> int:
+        """Number of frames a loop yields, from the header; raises ``TypeError`` when it is unknown."""
+        if self.info.num_frames is None:
+            if self.max_frames is None:
+                raise TypeError(f"the number of frames of '{self.path}' is unknown")
+            return self.max_frames
+        if self.max_frames is None:
+            return self.info.num_frames
+        return min(self.info.num_frames, self.max_frames)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        if self._first is None:  # a previous loop used the decoded start: open the source again
+            self._start()
+        first, frames = self._first, self._frames
+        self._first = None
+        return self._limited(first, frames)
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the file. Safe to call more than once."""
+        if self._frames is not None:
+            self._frames.close()  # runs the generator's ``finally``, which closes its container
+        self._frames = None
+        self._first = None
+        self._container = None
+
+    def _start(self) -> None:
+        """Open the source and decode its first frame, so a broken file fails here rather than mid-loop."""
+        self.close()
+        if self.path.is_dir():
+            frames = self._folder_frames(self._files)
+        else:
+            self._container = _open_container(self.path)
+            frames = self._container_frames(self._container)
+        first = next(frames, None)
+        if first is None:
+            frames.close()
+            raise MediaError(f"cannot read video '{self.path}': it contains no video frames")
+        self._frames, self._first = frames, first
+
+    def _limited(self, first: np.ndarray, frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+        try:
+            yield first
+            produced = 1
+            while self.max_frames is None or produced < self.max_frames:
+                frame = next(frames, None)
+                if frame is None:
+                    break
+                yield frame
+                produced += 1
+        finally:
+            frames.close()
+
+    def _folder_frames(self, files: list[Path]) -> Iterator[np.ndarray]:
+        first_shape = None
+        for file in files:
+            frame = read_image(file)
+            if first_shape is None:
+                first_shape = frame.shape
+            elif frame.shape != first_shape:
+                raise MediaError(
+                    f"cannot read video '{self.path}': frame '{file.name}' is {frame.shape[1]}x{frame.shape[0]} "
+                    f"but the first frame is {first_shape[1]}x{first_shape[0]}; all frames must be the same size"
+                )
+            yield frame
+
+    def _container_frames(self, container: av.container.InputContainer) -> Iterator[np.ndarray]:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        skipped = 0
+        first_shape = None
+        try:
+            for packet in container.demux(stream):
+                try:
+                    decoded = packet.decode()
+                except av.FFmpegError as exc:
+                    skipped += 1
+                    logger.debug("skipping corrupt packet in '%s': %s", self.path, exc)
+                    continue
+                for frame in decoded:
+                    rgb = self._frame_to_rgb(frame)
+                    if first_shape is None:
+                        first_shape = rgb.shape
+                    elif rgb.shape != first_shape:
+                        rgb = self._resize_to(rgb, first_shape)
+                    yield rgb
+        except av.FFmpegError as exc:
+            logger.warning("stopped reading '%s' early after a read error: %s", self.path, _reason(exc))
+        finally:
+            container.close()
+            if skipped:
+                logger.warning("skipped %d corrupt packet(s) while reading '%s'", skipped, self.path)
+
+    def _frame_to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        """Decoded frame -> upright ``H x W x 3 uint8 RGB`` (alpha composited over white)."""
+        try:
+            if len(frame.format.components) in (2, 4):  # gray+alpha or colour+alpha (GIF, VP9 alpha, ...)
+                rgb = composite_over_white(frame.to_ndarray(format="rgba"))
+            else:
+                rgb = frame.to_ndarray(format="rgb24")
+        except (av.FFmpegError, ValueError) as exc:
+            name, reason = frame.format.name, _reason(exc)
+            message = f"cannot read video '{self.path}': cannot convert {name} frames to RGB ({reason})"
+            raise MediaError(message) from None
+        quarter_turns = round(getattr(frame, "rotation", 0) / 90) % 4
+        if quarter_turns:
+            rgb = np.ascontiguousarray(np.rot90(rgb, quarter_turns))
+        return rgb
+
+    def _resize_to(self, rgb: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        if not self._resize_warned:
+            logger.warning(
+                "'%s' changes frame size mid-stream (%dx%d -> %dx%d); resizing to the first frame's size",
+                self.path, shape[1], shape[0], rgb.shape[1], rgb.shape[0],
+            )
+            self._resize_warned = True
+        return cv2.resize(rgb, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
+
+
+def probe_video(path: str | os.PathLike) -> VideoInfo:
+    """Describe a video file or frame folder (fps, size, frame count, audio, duration).
+
+    Decodes only the first frame (to validate the file and learn the upright frame size).
+
+    Raises:
+        MediaError: the path is missing, unreadable or not a video.
+    """
+    with VideoReader(path) as reader:
+        return reader.info
+
+
+def read_video(path: str | os.PathLike, max_frames: int | None = None) -> tuple[list[np.ndarray], float]:
+    """Decode a whole video into memory: ``(frames, fps)`` with frames ``H x W x 3 uint8 RGB``."""
+    with VideoReader(path, max_frames=max_frames) as reader:
+        return list(reader), reader.fps

@@ -1,0 +1,135 @@
+"""Direct controls that need no driving video: eyes, lips, smile and head-angle offsets.
+
+Controls edit a target face in its pose-free frame (:class:`~puppetry.face.pose.FacePose`):
+``eyes`` 0 closes the lids, 1 keeps the source's open eyes; ``lips`` 0 closes the mouth, 1 opens it
+wide (inner gap half the mouth width); ``smile`` 0..1 lifts and widens the mouth corners; ``yaw``,
+``pitch`` and ``roll`` add degrees to the head rotation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+import numpy as np
+
+from puppetry.face import topology as T
+from puppetry.face.pose import FacePose, euler_to_rotation
+
+MAX_LIP_GAP = 0.5          # inner-lip gap over mouth width at lips = 1
+UPPER_LIP_SHARE = 0.15     # share of a mouth opening taken by the upper lip (the jaw does the rest)
+LOWER_LID_SHARE = 0.2      # share of a blink taken by the lower lid
+CREASE_FOLLOW = 0.35       # how far the fold above the lid follows the lid
+
+
+@dataclass(frozen=True)
+class Controls:
+    """One frame's direct controls; ``None`` leaves that part to the driving motion."""
+
+    eyes: float | None = None
+    lips: float | None = None
+    smile: float | None = None
+    yaw: float = 0.0
+    pitch: float = 0.0
+    roll: float = 0.0
+
+    def merged(self, other: "Controls") -> "Controls":
+        """``other``'s set values win for eyes/lips/smile; angles add up."""
+        return Controls(
+            eyes=other.eyes if other.eyes is not None else self.eyes,
+            lips=other.lips if other.lips is not None else self.lips,
+            smile=other.smile if other.smile is not None else self.smile,
+            yaw=self.yaw + other.yaw, pitch=self.pitch + other.pitch, roll=self.roll + other.roll)
+
+    @property
+    def is_neutral(self) -> bool:
+        return self == Controls()
+
+    def validated(self) -> "Controls":
+        """Clamp the 0..1 controls; raises ValueError on non-finite values."""
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if v is not None and not np.isfinite(v):
+                raise ValueError(f"control {f.name} must be a finite number, got {v}")
+        clamp = lambda v: None if v is None else float(min(max(v, 0.0), 1.0))  # noqa: E731
+        return replace(self, eyes=clamp(self.eyes), lips=clamp(self.lips), smile=clamp(self.smile))
+
+
+def _set_eye(e: np.ndarray, source_e: np.ndarray, upper, lower, crease, iris, value: float) -> None:
+    """Set one eye's lid gap to ``value`` times the source's gap (in place, on ``N x 3`` arrays)."""
+    gap_source = source_e[lower] - source_e[upper]                  # 7 x 3, upper -> lower
+    gap_now = e[lower] - e[upper]
+    # Move the lids so that the gap becomes value * the source's gap, split between the lids.
+    change = gap_now - value * gap_source                           # how much the gap must shrink
+    e[upper] += (1 - LOWER_LID_SHARE) * change
+    e[lower] -= LOWER_LID_SHARE * change
+    e[crease] += CREASE_FOLLOW * (1 - LOWER_LID_SHARE) * change
+    e[iris] += 0.5 * (1 - LOWER_LID_SHARE) * change.mean(0)
+
+
+def _mouth_frame(e: np.ndarray) -> tuple[float, float, float]:
+    """Mouth centre x, corner-line y and half width in the pose-free frame."""
+    left, right = e[T.MOUTH_CORNERS[0]], e[T.MOUTH_CORNERS[1]]
+    return float((left[0] + right[0]) / 2), float((left[1] + right[1]) / 2), float(abs(right[0] - left[0]) / 2)
+
+
+def jaw_weights(e: np.ndarray) -> np.ndarray:
+    """How much each landmark (``478``) follows the jaw when the mouth opens: 1 at the lower lip's
+    middle and the chin, fading to 0 toward the mouth corners, the jaw's angles and the upper face."""
+    xm, yc, half = _mouth_frame(e)
+    y_lip = float(e[T.LIP_LOWER_INNER[4], 1])
+    y_chin = float(e[T.CHIN, 1])
+    jaw_half = float(abs(e[454, 0] - e[234, 0]) / 2)
+    v = np.clip((e[:, 1] - yc) / max(y_lip - yc, 1e-6), 0.0, 1.0)
+    v = v * v * (3 - 2 * v)
+    depth = np.clip((e[:, 1] - y_lip) / max(y_chin - y_lip, 1e-6), 0.0, 1.0)
+    reach = half * 1.05 + depth * (jaw_half - half * 1.05)
+    h = np.sqrt(np.clip(1 - ((e[:, 0] - xm) / reach) ** 2, 0.0, 1.0))
+    return v * h
+
+
+def upper_lip_weights(e: np.ndarray) -> np.ndarray:
+    """How much each landmark follows the upper lip when the mouth opens (``478``)."""
+    xm, _, half = _mouth_frame(e)
+    w = np.zeros(len(e))
+    upper = np.concatenate([T.LIP_UPPER_INNER, T.LIP_UPPER_OUTER])
+    w[upper] = np.sqrt(np.clip(1 - ((e[upper, 0] - xm) / (half * 1.05)) ** 2, 0.0, 1.0))
+    return w
+
+
+def apply_controls(target: FacePose, source: FacePose, controls: Controls) -> FacePose:
+    """Apply direct controls to a target face.
+
+    Args:
+        target: the face after motion transfer (or the source itself when there is no driving).
+        source: the source face, which defines "open eyes" for ``eyes = 1``.
+        controls: the values to impose.
+    Returns:
+        A new :class:`FacePose`.
+    """
+    if controls.is_neutral:
+        return target
+    e = np.array(target.expression, dtype=np.float64, copy=True)
+    s = source.expression
+    if controls.eyes is not None:
+        _set_eye(e, s, T.RIGHT_EYE_UPPER, T.RIGHT_EYE_LOWER, T.RIGHT_EYE_CREASE, T.RIGHT_IRIS, controls.eyes)
+        _set_eye(e, s, T.LEFT_EYE_UPPER, T.LEFT_EYE_LOWER, T.LEFT_EYE_CREASE, T.LEFT_IRIS, controls.eyes)
+    if controls.lips is not None:
+        xm, _, half = _mouth_frame(e)
+        mid = slice(3, 6)
+        gap = float((e[T.LIP_LOWER_INNER[mid], 1] - e[T.LIP_UPPER_INNER[mid], 1]).mean())
+        delta = controls.lips * MAX_LIP_GAP * 2 * half - gap
+        jaw, upper = jaw_weights(e), upper_lip_weights(e)
+        e[:, 1] += (1 - UPPER_LIP_SHARE) * delta * jaw - UPPER_LIP_SHARE * delta * upper
+    if controls.smile is not None and controls.smile > 0:
+        _, _, half = _mouth_frame(e)
+        width = 2 * half
+        for corner, side in ((T.MOUTH_CORNERS[0], -1.0), (T.MOUTH_CORNERS[1], 1.0)):
+            d2 = ((e[:, :2] - e[corner, :2]) ** 2).sum(-1)
+            w = np.exp(-d2 / (2 * (0.45 * width) ** 2))
+            e[:, 0] += controls.smile * 0.12 * width * side * w
+            e[:, 1] -= controls.smile * 0.10 * width * w
+    rotation = target.rotation
+    if controls.yaw or controls.pitch or controls.roll:
+        # Offsets are applied in the head's own frame, so "yaw" stays a turn about the head's axis.
+        rotation = target.rotation @ euler_to_rotation(controls.yaw, controls.pitch, controls.roll)
+    return FacePose(e, rotation, target.scale, target.center)

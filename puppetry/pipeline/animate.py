@@ -1,0 +1,236 @@
+"""The main job: animate a source with a driving signal, to a file or frame by frame.
+
+:func:`animate` runs a whole animation and writes it (mp4, mov, mkv, gif or a still image);
+:class:`Animator` is the streaming form for live use: prepare once, then one call per frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from puppetry.engines.base import DrivingFrame, Engine, SourceFaces
+from puppetry.engines.registry import create_engine
+from puppetry.errors import MediaError
+from puppetry.face.pose import decompose
+from puppetry.face.smoothing import OneEuroConfig
+from puppetry.media.image import IMAGE_EXTENSIONS, write_image
+from puppetry.media.writer import VideoWriter
+from puppetry.motion.controls import Controls
+from puppetry.motion.tracker import MotionTracker
+from puppetry.motion.transfer import TransferOptions
+from puppetry.pipeline.driving import open_driving
+from puppetry.pipeline.source import find_source_faces, load_source_image
+
+logger = logging.getLogger(__name__)
+
+VIDEO_OUTPUTS = (".mp4", ".mov", ".mkv", ".gif")
+
+
+@dataclass
+class AnimateOptions:
+    """Everything ``puppetry animate`` can set.
+
+    Attributes:
+        engine: engine name (``warp`` is the default and needs no weights).
+        relative: relative (True) or absolute (False) motion transfer.
+        region: "all", "expression", "pose", "eyes" or "lips".
+        multiplier: scales the transferred expression.
+        controls: direct controls (eyes, lips, smile, yaw, pitch, roll) applied to every frame.
+        concat: write driving | source | result side by side.
+        fps: frame rate for built-in motions, templates and still driving images.
+        duration: seconds of a built-in motion.
+        max_size: longer side of the working image; larger sources are shrunk to it.
+        max_faces: most faces animated in one source.
+        smoothing: One Euro smoothing of tracked driving landmarks (None: off).
+        progress: show a progress bar for work longer than a second.
+        engine_options: extra keyword arguments for the engine's config.
+    """
+
+    engine: str = "warp"
+    relative: bool = True
+    region: str = "all"
+    multiplier: float = 1.0
+    controls: Controls = field(default_factory=Controls)
+    concat: bool = False
+    fps: float | None = None
+    duration: float | None = None
+    max_size: int = 2048
+    max_faces: int = 8
+    smoothing: OneEuroConfig | None = field(default_factory=OneEuroConfig)
+    progress: bool = True
+    engine_options: dict = field(default_factory=dict)
+
+    def transfer(self) -> TransferOptions:
+        return TransferOptions(relative=self.relative, region=self.region, multiplier=self.multiplier)
+
+
+@dataclass
+class AnimationResult:
+    """Summary of one :func:`animate` run."""
+
+    output: str | None
+    frames: int
+    fps: float
+    lost_frames: int
+    size: tuple[int, int]
+    seconds: float
+    timings: dict[str, float]
+    images: list[np.ndarray] | None = None
+
+
+def side_by_side(panels: list[np.ndarray | None], height: int) -> np.ndarray:
+    """Join ``H x W x 3`` panels left to right at one height (a missing panel is a black square)."""
+    out = []
+    for p in panels:
+        if p is None:
+            out.append(np.zeros((height, height, 3), np.uint8))
+            continue
+        w = max(2, round(p.shape[1] * height / p.shape[0]))
+        out.append(p if p.shape[0] == height else cv2.resize(p, (w, height), interpolation=cv2.INTER_AREA))
+    return np.concatenate(out, axis=1)
+
+
+def _check_output(output: str | None) -> str | None:
+    if output is None:
+        return None
+    ext = Path(output).suffix.lower()
+    if ext not in VIDEO_OUTPUTS and ext not in IMAGE_EXTENSIONS:
+        raise MediaError(f"cannot write '{output}': use one of {', '.join(VIDEO_OUTPUTS + ('.png', '.jpg'))}")
+    if os.path.isdir(output):
+        raise MediaError(f"cannot write '{output}': it is a folder")
+    return ext
+
+
+def animate(source: str | os.PathLike | np.ndarray = "astronaut", driving: str | os.PathLike = "demo",
+            output: str | os.PathLike | None = None, options: AnimateOptions | None = None) -> AnimationResult:
+    """Animate ``source`` with ``driving``.
+
+    Args:
+        source: image path, ``"astronaut"`` or an RGB array.
+        driving: video, folder of frames, image, ``.npz`` template, or built-in motion name.
+        output: where to write (mp4/mov/mkv/gif/png/jpg); None returns the frames in the result.
+        options: see :class:`AnimateOptions`.
+    Returns:
+        An :class:`AnimationResult`. Nothing is written unless the whole animation succeeds.
+    """
+    options = options or AnimateOptions()
+    start = time.perf_counter()
+    out_path = os.fspath(output) if output is not None else None
+    ext = _check_output(out_path)
+    image, name = load_source_image(source, options.max_size)
+    faces = find_source_faces(image, name, options.max_faces)
+    engine = create_engine(options.engine, options.transfer(), **options.engine_options)
+    t = time.perf_counter()
+    state = engine.prepare(faces)
+    prepare_s = time.perf_counter() - t
+    stream = open_driving(driving, options.controls, options.fps, options.duration, options.smoothing,
+                          keep_pixels=True, source_pose=decompose(faces.landmarks[0]))
+    if ext in IMAGE_EXTENSIONS and stream.num_frames not in (None, 1):
+        raise MediaError(f"output '{out_path}' is an image but the driving has {stream.num_frames} frames; "
+                         "write a video (.mp4 or .gif) instead")
+    images: list[np.ndarray] = []
+    writer = None
+    if out_path is not None and ext in VIDEO_OUTPUTS:
+        writer = VideoWriter(out_path, stream.fps, audio_from=stream.audio_path)
+    frames, size = 0, (0, 0)
+    try:
+        bar = tqdm(stream, total=stream.num_frames, desc="animating", unit="frame", delay=1.0,
+                   disable=not options.progress, leave=False)
+        for frame in bar:
+            result = engine.render(state, frame)
+            if options.concat:
+                result = side_by_side([frame.image, image, result], image.shape[0])
+            if writer is not None:
+                writer.write(result)
+            else:
+                images.append(result)
+            frames += 1
+            size = (result.shape[1], result.shape[0])
+        if frames == 0:
+            raise MediaError(f"driving '{stream.name}' produced no frames")
+        if writer is not None:
+            writer.close()
+        elif out_path is not None:
+            write_image(out_path, images[-1])
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    if stream.stats.lost:
+        logger.warning("face lost in %d of %d driving frames; held the last good motion",
+                       stream.stats.lost, stream.stats.frames)
+    timings = {"prepare": prepare_s, **engine.timings()}
+    return AnimationResult(output=out_path, frames=frames, fps=stream.fps, lost_frames=stream.stats.lost,
+                           size=size, seconds=time.perf_counter() - start, timings=timings,
+                           images=images if out_path is None else None)
+
+
+class Animator:
+    """Frame-by-frame animation for live use (webcam, app).
+
+    Example::
+
+        animator = Animator("portrait.jpg")
+        for frame in webcam:                 # H x W x 3 uint8 RGB
+            show(animator.render(frame))
+        still = animator.render(controls=Controls(eyes=0.0, yaw=10))
+
+    Args:
+        source: image path, ``"astronaut"`` or an RGB array.
+        options: see :class:`AnimateOptions` (driving-related fields only).
+        fps: expected driving frame rate (for landmark smoothing).
+    """
+
+    def __init__(self, source: str | os.PathLike | np.ndarray = "astronaut",
+                 options: AnimateOptions | None = None, fps: float = 30.0):
+        self.options = options or AnimateOptions()
+        image, name = load_source_image(source, self.options.max_size)
+        self.source: SourceFaces = find_source_faces(image, name, self.options.max_faces)
+        self.engine: Engine = create_engine(self.options.engine, self.options.transfer(),
+                                            **self.options.engine_options)
+        self.state = self.engine.prepare(self.source)
+        self.tracker = MotionTracker(fps, self.options.smoothing)
+        self.reference = None
+        self.index = 0
+
+    def reset(self) -> None:
+        """Take the next driving frame as the new reference (relative mode)."""
+        self.reference = None
+
+    def render(self, driving: np.ndarray | None = None, controls: Controls | None = None) -> np.ndarray:
+        """One animated frame.
+
+        Args:
+            driving: ``H x W x 3`` uint8 RGB driving frame, or None for controls only.
+            controls: direct controls for this frame (merged over the options' controls).
+        Returns:
+            ``H x W x 3`` uint8 RGB frame of the source's size.
+        """
+        merged = self.options.controls.merged(controls or Controls()).validated()
+        frame = DrivingFrame(index=self.index, controls=merged)
+        if driving is not None:
+            face = self.tracker(driving)
+            if face is not None:
+                if self.reference is None:
+                    self.reference = face.pose
+                frame = DrivingFrame(index=self.index, controls=merged, image=driving, landmarks=face.landmarks,
+                                     pose=face.pose, reference=self.reference, found=face.found)
+        self.index += 1
+        return self.engine.render(self.state, frame)
+
+    def close(self) -> None:
+        self.tracker.close()
+
+    def __enter__(self) -> "Animator":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

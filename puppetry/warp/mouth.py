@@ -1,0 +1,163 @@
+"""Inner-mouth fill for the landmark warp.
+
+A 2D warp cannot show what the source hides: when a closed mouth opens, the warp only stretches the
+lips' edge pixels. This module paints the opening between the target's inner lips:
+
+* from the driving frame's own inner mouth (teeth, tongue) when driving pixels exist, mapped onto the
+  target lips by an affine fit of the lip landmarks and colour-matched to the source's lips;
+* otherwise (templates, procedural motion, controls) with a synthetic mouth: a dark cavity whose
+  tint comes from the source's lips, an upper-teeth band and a dimmer lower-teeth band.
+
+The fill fades in with how much wider the target mouth is than the source's, so an already-open
+source mouth keeps its own teeth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from puppetry.face import topology as T
+from puppetry.face.pose import lip_open_ratio
+
+_MOUTH_POINTS = np.concatenate([T.OUTER_MOUTH, T.INNER_MOUTH])
+
+
+@dataclass(frozen=True)
+class MouthConfig:
+    """Fill settings. ``fade`` is the lip-open ratio over which the fill goes from 0 to full."""
+
+    fade: float = 0.05
+    feather: float = 0.06        # mask blur, as a share of the mouth width
+    shrink: float = 0.04         # the fill stops this share of the mouth width inside the lips
+
+
+def _polygon_mask(shape: tuple[int, int], polygon: np.ndarray) -> np.ndarray:
+    mask = np.zeros(shape, np.uint8)
+    cv2.fillPoly(mask, [np.round(polygon * 16).astype(np.int32)], 255, cv2.LINE_AA, 4)
+    return mask
+
+
+def _lip_stats(image: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std (RGB, float) of the lip pixels between the outer and inner lip contours."""
+    lo = np.floor(points[_MOUTH_POINTS, :2].min(0)).astype(int)
+    hi = np.ceil(points[_MOUTH_POINTS, :2].max(0)).astype(int) + 1
+    h, w = image.shape[:2]
+    x0, y0 = np.clip(lo, 0, [w, h])
+    x1, y1 = np.clip(hi, 0, [w, h])
+    patch = image[y0:y1, x0:x1]
+    if patch.size == 0:
+        return np.full(3, 128.0), np.full(3, 30.0)
+    off = np.array([x0, y0])
+    lips = (_polygon_mask(patch.shape[:2], points[T.OUTER_MOUTH, :2] - off) > 127) & \
+           (_polygon_mask(patch.shape[:2], points[T.INNER_MOUTH, :2] - off) < 128)
+    pix = patch[lips].astype(np.float64)
+    if len(pix) < 8:
+        pix = patch.reshape(-1, 3).astype(np.float64)
+    return pix.mean(0), np.maximum(pix.std(0), 4.0)
+
+
+class MouthFiller:
+    """Paints the inner mouth of one source face.
+
+    Args:
+        image: ``H x W x 3`` uint8 source image.
+        landmarks: ``478 x 3`` source landmarks of the face.
+    """
+
+    def __init__(self, image: np.ndarray, landmarks: np.ndarray, config: MouthConfig = MouthConfig()):
+        self.config = config
+        self.open_ratio = float(lip_open_ratio(landmarks[:, :2]))
+        self.lip_mean, self.lip_std = _lip_stats(image, landmarks)
+        chroma = np.abs(image.astype(np.int16) - image.mean(2, keepdims=True)).mean()
+        self.grayscale = bool(chroma < 2.0)
+
+    def strength(self, target: np.ndarray) -> float:
+        """How much fill the target mouth (``478 x 2``) needs, 0..1."""
+        opening = float(lip_open_ratio(target)) - max(self.open_ratio, 0.02)
+        return float(np.clip(opening / self.config.fade, 0.0, 1.0))
+
+    def _synthetic(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Mouth texture at mouth coordinates ``u`` (-1..1, corner to corner) and ``v`` (0 upper lip,
+        1 lower lip); returns ``... x 3`` float RGB."""
+        lip = self.lip_mean
+        cavity = lip * np.array([0.45, 0.30, 0.30]) + 8.0
+        depth = 1.0 - 0.5 * np.exp(-((u / 0.6) ** 2) - ((v - 0.55) / 0.35) ** 2)
+        tex = cavity * depth[..., None]
+        tooth = np.clip(lip.mean() * 1.3 + 85.0, 175.0, 240.0) * np.array([1.0, 0.98, 0.93])
+        side = np.clip(1.0 - np.abs(u) ** 3, 0.0, 1.0)[..., None]
+        upper = np.clip((0.30 - v) / 0.08, 0.0, 1.0)[..., None] * side
+        lower = np.clip((v - 0.86) / 0.08, 0.0, 1.0)[..., None] * side * 0.55
+        tex = tex + upper * (tooth * (0.75 + 0.25 * side) - tex)
+        tex = tex + lower * (tooth * 0.8 - tex)
+        return tex
+
+    def fill(self, out: np.ndarray, target: np.ndarray, driving: np.ndarray | None = None,
+             driving_landmarks: np.ndarray | None = None) -> None:
+        """Paint the opening of the ``478 x 2`` target mouth into ``out`` (in place)."""
+        alpha = self.strength(target)
+        if alpha <= 0.0:
+            return
+        cfg = self.config
+        inner = target[T.INNER_MOUTH, :2]
+        width = float(np.linalg.norm(target[T.MOUTH_CORNERS[1], :2] - target[T.MOUTH_CORNERS[0], :2]))
+        pad = int(np.ceil(width * (cfg.feather * 2 + 0.05))) + 2
+        h, w = out.shape[:2]
+        x0, y0 = np.maximum(np.floor(inner.min(0)).astype(int) - pad, 0)
+        x1, y1 = np.minimum(np.ceil(inner.max(0)).astype(int) + pad + 1, [w, h])
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            return
+        off = np.array([x0, y0], dtype=np.float64)
+        centre = inner.mean(0)
+        shrunk = centre + (inner - centre) * (1.0 - cfg.shrink * width / max(np.ptp(inner[:, 1]), 1.0) * 0.5)
+        mask = _polygon_mask((y1 - y0, x1 - x0), shrunk - off).astype(np.float32) / 255.0
+        sigma = max(width * cfg.feather * 0.5, 0.6)
+        mask = cv2.GaussianBlur(mask, (0, 0), sigma) * alpha
+        if driving is not None and driving_landmarks is not None:
+            tex = self._from_driving(driving, driving_landmarks, target, (x0, y0, x1, y1))
+        else:
+            tex = self._synthetic_patch(target, (x0, y0, x1, y1))
+        if self.grayscale:
+            tex[:] = tex.mean(2, keepdims=True)
+        region = out[y0:y1, x0:x1].astype(np.float32)
+        region += mask[..., None] * (tex - region)
+        out[y0:y1, x0:x1] = np.clip(region + 0.5, 0, 255).astype(np.uint8)
+
+    def _from_driving(self, driving: np.ndarray, dlm: np.ndarray, target: np.ndarray, box) -> np.ndarray:
+        x0, y0, x1, y1 = box
+        src = dlm[_MOUTH_POINTS, :2].astype(np.float32)
+        dst = (target[_MOUTH_POINTS, :2] - [x0, y0]).astype(np.float32)
+        m, _ = cv2.estimateAffine2D(src, dst, method=cv2.LMEDS)
+        if m is None:
+            return self._synthetic_patch(target, box)
+        patch = cv2.warpAffine(driving, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+        mean, std = _lip_stats(driving, dlm)
+        gain = np.clip(self.lip_std / std, 0.6, 1.6)
+        return (patch - mean) * gain + self.lip_mean
+
+    def _synthetic_patch(self, target: np.ndarray, box) -> np.ndarray:
+        x0, y0, x1, y1 = box
+        left, right = target[T.INNER_MOUTH_CORNERS[0], :2], target[T.INNER_MOUTH_CORNERS[1], :2]
+        axis = right - left
+        length = max(float(np.linalg.norm(axis)), 1e-6)
+        ex = axis / length
+        ey = np.array([-ex[1], ex[0]])
+        if ey[1] < 0:
+            ey = -ey
+        mid = (left + right) / 2
+        gy, gx = np.mgrid[y0:y1, x0:x1].astype(np.float64)
+        rel = np.stack([gx - mid[0], gy - mid[1]], -1)
+        along, across = rel @ ex, rel @ ey
+        up = (target[T.LIP_UPPER_INNER, :2] - mid) @ np.stack([ex, ey], 1)
+        lo = (target[T.LIP_LOWER_INNER, :2] - mid) @ np.stack([ex, ey], 1)
+        ends = np.array([[-length / 2, 0.0], [length / 2, 0.0]])
+        up = np.concatenate([ends[:1], up[np.argsort(up[:, 0])], ends[1:]])
+        lo = np.concatenate([ends[:1], lo[np.argsort(lo[:, 0])], ends[1:]])
+        top = np.interp(along, up[:, 0], up[:, 1])
+        bottom = np.interp(along, lo[:, 0], lo[:, 1])
+        v = np.clip((across - top) / np.maximum(bottom - top, 1e-3), 0.0, 1.0)
+        u = np.clip(along / (length / 2), -1.0, 1.0)
+        return self._synthetic(u, v).astype(np.float32)
