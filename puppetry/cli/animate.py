@@ -40,6 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--roll", type=float, default=0.0, help="head tilt offset in degrees")
     p.add_argument("--fps", type=float, help="frame rate for built-in motions, templates and still images")
     p.add_argument("--duration", type=float, help="seconds of a built-in motion")
+    p.add_argument("--frames", type=int, help="stop after this many driving frames")
     p.add_argument("--max-size", type=int, default=2048, help="longer side of the working image (default 2048)")
     p.add_argument("--max-faces", type=int, default=8, help="most faces animated in a group photo")
     p.add_argument("--no-smoothing", action="store_true", help="do not smooth tracked driving landmarks")
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
                              multiplier=args.multiplier, controls=controls, concat=args.concat, fps=args.fps,
                              duration=args.duration, max_size=args.max_size, max_faces=args.max_faces,
                              smoothing=None if args.no_smoothing else AnimateOptions().smoothing,
-                             progress=not args.quiet)
+                             progress=not args.quiet, max_frames=args.frames)
     result = animate(args.source, args.driving, args.output, options)
     logger.info("wrote %s: %d frames at %.4g fps, %dx%d, in %.1f s", result.output, result.frames, result.fps,
                 result.size[0], result.size[1], result.seconds)

@@ -85,15 +85,15 @@ class MeshWarp:
         source: ``N x 2`` control points in image pixels (the rest pose).
         triangles: ``T x 3`` triangles over ``source`` whose union covers ``box``.
         box: the region of the image that may move; pixels outside it are never touched.
-        field_max_side: the sampling map is computed on a grid at most this many pixels on a side and
+        field_max_pixels: the sampling map is computed on a grid of at most this many pixels and
             upsampled bilinearly, which keeps huge images cheap.
     """
 
-    def __init__(self, source: np.ndarray, triangles: np.ndarray, box: Box, field_max_side: int = 512):
+    def __init__(self, source: np.ndarray, triangles: np.ndarray, box: Box, field_max_pixels: int = 640_000):
         self.source = np.asarray(source, dtype=np.float64)
         self.triangles = np.asarray(triangles, dtype=np.int32)
         self.box = box
-        g = min(1.0, field_max_side / max(box.width, box.height))
+        g = min(1.0, float(np.sqrt(field_max_pixels / (box.width * box.height))))
         self.grid_size = (max(2, round(box.width * g)), max(2, round(box.height * g)))
         gw, gh = self.grid_size
         self._to_grid = np.array([gw / box.width, gh / box.height])

@@ -37,6 +37,7 @@ _WRITE_FORMATS: dict[str, tuple[str, dict]] = {
     ".tiff": ("TIFF", {}),
 }
 
+_EXIF_ORIENTATION = 0x0112
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
 
 
@@ -120,14 +121,16 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     except OSError as exc:
         raise MediaError(f"cannot read image '{path}': {exc.strerror or exc}") from None
     except Exception as exc:  # Pillow plugins raise assorted types on malformed headers.
-        raise MediaError(f"cannot read image '{path}': file is corrupt ({type(exc).__name__}: {exc})") from None
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise MediaError(f"cannot read image '{path}': file is corrupt ({reason})") from None
 
     with image:
         _check_size(path, *image.size)
         try:
             image.load()
             try:
-                image = ImageOps.exif_transpose(image)
+                if image.getexif().get(_EXIF_ORIENTATION, 1) != 1:
+                    image = ImageOps.exif_transpose(image)
             except Exception as exc:  # A broken EXIF block must not make the pixels unreadable.
                 logger.warning("ignoring unreadable EXIF orientation in '%s': %s", path, exc)
             rgb = _to_rgb_array(image)

@@ -211,9 +211,7 @@ class VideoReader:
     def __len__(self) -> int:
         """Number of frames a loop yields, from the header; raises ``TypeError`` when it is unknown."""
         if self.info.num_frames is None:
-            if self.max_frames is None:
-                raise TypeError(f"the number of frames of '{self.path}' is unknown")
-            return self.max_frames
+            raise TypeError(f"the number of frames of '{self.path}' is unknown")
         if self.max_frames is None:
             return self.info.num_frames
         return min(self.info.num_frames, self.max_frames)

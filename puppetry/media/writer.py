@@ -430,7 +430,7 @@ class VideoWriter:
                 self._audio.close()
                 self._audio = None
         self._closed = True
-        logger.info("wrote %d frames to '%s'", self._frames_written, self.path)
+        logger.debug("wrote %d frames to '%s'", self._frames_written, self.path)
 
     def abort(self) -> None:
         """Stop writing and delete the partial output; nothing is left at ``path``. Safe to call twice."""

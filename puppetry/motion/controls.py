@@ -17,8 +17,8 @@ from puppetry.face.pose import FacePose, euler_to_rotation
 
 MAX_LIP_GAP = 0.5          # inner-lip gap over mouth width at lips = 1
 UPPER_LIP_SHARE = 0.15     # share of a mouth opening taken by the upper lip (the jaw does the rest)
-LOWER_LID_SHARE = 0.2      # share of a blink taken by the lower lid
-CREASE_FOLLOW = 0.35       # how far the fold above the lid follows the lid
+LOWER_LID_SHARE = 0.35
+CREASE_FOLLOW = 0.6
 
 
 @dataclass(frozen=True)

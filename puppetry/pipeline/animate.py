@@ -51,6 +51,7 @@ class AnimateOptions:
         max_faces: most faces animated in one source.
         smoothing: One Euro smoothing of tracked driving landmarks (None: off).
         progress: show a progress bar for work longer than a second.
+        max_frames: stop after this many driving frames (None: all).
         engine_options: extra keyword arguments for the engine's config.
     """
 
@@ -66,6 +67,7 @@ class AnimateOptions:
     max_faces: int = 8
     smoothing: OneEuroConfig | None = field(default_factory=OneEuroConfig)
     progress: bool = True
+    max_frames: int | None = None
     engine_options: dict = field(default_factory=dict)
 
     def transfer(self) -> TransferOptions:
@@ -132,7 +134,8 @@ def animate(source: str | os.PathLike | np.ndarray = "astronaut", driving: str |
     state = engine.prepare(faces)
     prepare_s = time.perf_counter() - t
     stream = open_driving(driving, options.controls, options.fps, options.duration, options.smoothing,
-                          keep_pixels=True, source_pose=decompose(faces.landmarks[0]))
+                          keep_pixels=True, source_pose=decompose(faces.landmarks[0]),
+                          max_frames=options.max_frames)
     if ext in IMAGE_EXTENSIONS and stream.num_frames not in (None, 1):
         raise MediaError(f"output '{out_path}' is an image but the driving has {stream.num_frames} frames; "
                          "write a video (.mp4 or .gif) instead")

@@ -60,7 +60,8 @@ class DrivingStream:
 
 def open_driving(spec: str | os.PathLike, controls: Controls = Controls(), fps: float | None = None,
                  duration: float | None = None, smoothing: OneEuroConfig | None = OneEuroConfig(),
-                 keep_pixels: bool = True, source_pose: FacePose | None = None) -> DrivingStream:
+                 keep_pixels: bool = True, source_pose: FacePose | None = None,
+                 max_frames: int | None = None) -> DrivingStream:
     """Open a driving signal.
 
     Args:
@@ -71,12 +72,13 @@ def open_driving(spec: str | os.PathLike, controls: Controls = Controls(), fps: 
         smoothing: One Euro settings for tracked landmarks (None: raw).
         keep_pixels: pass the driving pixels on (used by the inner-mouth fill).
         source_pose: for a still driving image, the face its expression is measured against.
+        max_frames: stop after this many frames (None: all).
     """
     controls = controls.validated()
     text = os.fspath(spec)
     stats = DrivingStats()
     if text in MOTIONS:
-        frames = procedural_motion(text, fps or DEFAULT_FPS, duration)
+        frames = procedural_motion(text, fps or DEFAULT_FPS, duration)[:max_frames]
         it = (DrivingFrame(index=i, controls=c.merged(controls)) for i, c in enumerate(frames))
         return DrivingStream("motion", _counted(it, stats), fps or DEFAULT_FPS, len(frames), None, stats, text)
     if not os.path.exists(text):
@@ -84,7 +86,8 @@ def open_driving(spec: str | os.PathLike, controls: Controls = Controls(), fps: 
         raise MotionError(f"driving '{text}' is neither an existing file nor a built-in motion ({names})")
     if text.lower().endswith(".npz"):
         seq = MotionSequence.load(text)
-        return DrivingStream("template", _counted(_template_frames(seq, controls), stats), seq.fps, len(seq),
+        n = len(seq) if max_frames is None else min(len(seq), max_frames)
+        return DrivingStream("template", _counted(_template_frames(seq, controls, n), stats), seq.fps, n,
                              None, stats, text)
     if text.lower().endswith(".pkl"):
         raise MotionError(f"'{text}' is a LivePortrait pickle template; the warp engine reads puppetry "
@@ -101,10 +104,11 @@ def open_driving(spec: str | os.PathLike, controls: Controls = Controls(), fps: 
         return DrivingStream("image", _counted(iter([frame]), stats), fps or DEFAULT_FPS, 1, None, stats, text)
     if is_video_path(text) or is_frame_folder(text):
         info = probe_video(text)
-        reader = VideoReader(text)
+        reader = VideoReader(text, max_frames=max_frames)
         audio = text if info.has_audio else None
+        n = info.num_frames if max_frames is None or info.num_frames is None else min(info.num_frames, max_frames)
         it = _video_frames(reader, controls, smoothing, keep_pixels, stats)
-        return DrivingStream("video", it, reader.fps, info.num_frames, audio, stats, text)
+        return DrivingStream("video", it, reader.fps, n, audio, stats, text)
     raise MediaError(f"cannot use '{text}' as driving: unsupported file type")
 
 
@@ -114,10 +118,10 @@ def _counted(frames: Iterator[DrivingFrame], stats: DrivingStats) -> Iterator[Dr
         yield f
 
 
-def _template_frames(seq: MotionSequence, controls: Controls) -> Iterator[DrivingFrame]:
+def _template_frames(seq: MotionSequence, controls: Controls, n: int) -> Iterator[DrivingFrame]:
     first = int(np.argmax(seq.valid)) if seq.valid.any() else 0
     reference = seq.pose(first)
-    for i in range(len(seq)):
+    for i in range(n):
         pose = seq.pose(i)
         yield DrivingFrame(index=i, controls=controls, pose=pose, reference=reference,
                            landmarks=compose(pose.expression, pose.rotation, pose.scale, pose.center),

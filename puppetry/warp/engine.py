@@ -33,14 +33,15 @@ class WarpConfig:
     """Settings of the warp engine.
 
     Attributes:
-        field_max_side: the sampling map is computed on a grid at most this size and upsampled.
+        field_max_pixels: the sampling map is computed on a grid of at most this many pixels and
+            upsampled (a 512 x 512 region is mapped at full resolution).
         mouth_fill: paint the inner mouth when it opens wider than the source's.
         gaze: let the irises follow the driving irises (clamped inside the eye opening).
         rig: ring layout around each face.
         mouth: inner-mouth settings.
     """
 
-    field_max_side: int = 384
+    field_max_pixels: int = 640_000
     mouth_fill: bool = True
     gaze: bool = True
     rig: RigConfig = field(default_factory=RigConfig)
@@ -125,7 +126,7 @@ class WarpEngine(Engine):
         fixed = np.concatenate([_region_border(box), np.full((4 * _FIXED_PER_SIDE, 1), far)], 1)
         points = np.concatenate([points, fixed])
         movable = np.concatenate(movable + [np.zeros(len(fixed), bool)])
-        mesh = MeshWarp(points[:, :2], triangulate(points[:, :2]), box, cfg.field_max_side)
+        mesh = MeshWarp(points[:, :2], triangulate(points[:, :2]), box, cfg.field_max_pixels)
         mouths = [MouthFiller(image, lm, cfg.mouth) for lm in source.landmarks]
         return WarpState(image=image, rigs=rigs, mouths=mouths, keep=keep, fixed=fixed, movable=movable,
                          mesh=mesh)

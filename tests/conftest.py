@@ -1,0 +1,37 @@
+"""Shared fixtures: the real test data in ../shared/data and a cached face detector."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def pytest_configure(config):
+    if not DATA.is_dir():
+        raise pytest.UsageError(f"test data not found at {DATA}; the tests need ../shared/data beside the repo")
+
+
+@pytest.fixture(scope="session")
+def data() -> Path:
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def detect():
+    """``detect(rgb) -> list of 478 x 3`` landmark arrays (image mode, up to 4 faces)."""
+    from puppetry.face import DetectorConfig, FaceMeshDetector
+
+    det = FaceMeshDetector("image", DetectorConfig(max_faces=4))
+    yield det.detect
+    det.close()
+
+
+@pytest.fixture(scope="session")
+def s1(data) -> np.ndarray:
+    from puppetry.media import read_image
+
+    return read_image(data / "portraits" / "s1.jpg")
