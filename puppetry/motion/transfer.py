@@ -5,7 +5,12 @@ driving reference frame, measured in the pose-free unit-size face frame, so a sm
 driving video moves a large face in the source by the same amount:
 
     E_t = E_s + m * mask * (E_d - E_d0)
-    R_t = R_d R_d0^T R_s,    s_t = s_s * s_d / s_d0,    c_t = c_s + (c_d - c_d0) * s_s / s_d0
+    R_t = R_s R_d0^T R_d,    s_t = s_s * s_d / s_d0,    c_t = c_s + R_s R_d0^T (c_d - c_d0) * s_s / s_d0
+
+Unlike Eq. 7, which composes the rotation change in the camera's frame (``R_d R_d0^T R_s``), the change
+is taken in the head's own frame, so a nod stays a nod and a video filmed with a tilted camera drives
+the same motion as a level one: the result does not depend on the driving face's size, rotation or
+position, only on how it moved.
 
 Absolute: the source takes the driving expression and rotation themselves (``E_t = E_d``, ``R_t = R_d``)
 and keeps its own size and position.
@@ -60,10 +65,11 @@ def transfer_motion(source: FacePose, driving: FacePose, reference: FacePose,
     if not region_moves_pose(options.region):
         return FacePose(expression, source.rotation, source.scale, source.center)
     if options.relative:
-        rotation = driving.rotation @ reference.rotation.T @ source.rotation
+        to_source = np.asarray(source.rotation) @ np.asarray(reference.rotation).T
+        rotation = to_source @ driving.rotation
         ratio = float(source.scale) / float(reference.scale)
         scale = float(source.scale) * float(driving.scale) / float(reference.scale)
-        center = source.center + (np.asarray(driving.center) - reference.center) * ratio
+        center = source.center + (to_source @ (np.asarray(driving.center) - reference.center)) * ratio
     else:
         rotation, scale, center = np.asarray(driving.rotation, dtype=np.float64), source.scale, source.center
     return FacePose(expression, rotation, scale, center)
