@@ -527,47 +527,33 @@ def test_api_bad_output_extension_writes_nothing(tmp_path):
     assert listing(tmp_path) == set()
 
 
-# ------------------------------------------------------------------------ known bugs (strict xfail)
+# ------------------------------------------------------------------------ option and template values
 
 
-@pytest.mark.xfail(strict=True, reason="--fps inf passes procedural_motion's `fps > 0` check, then "
-                   "int(round(seconds * inf)) raises OverflowError: exit 1 'unexpected OverflowError'")
 def test_bug_fps_infinite(tmp_path, s1):
     check_fails_cleanly(tmp_path, "-s", s1, "-d", "blink", "--fps", "inf", fragments=("fps",))
 
 
-@pytest.mark.xfail(strict=True, reason="--fps 0 is silently replaced by 25 (`fps or DEFAULT_FPS` in "
-                   "pipeline/driving.py) instead of being refused")
 def test_bug_fps_zero_is_accepted(tmp_path, s1):
     check_fails_cleanly(tmp_path, "-s", s1, "-d", "blink", "--duration", "0.4", "--fps", "0",
                         fragments=("fps",))
 
 
-@pytest.mark.xfail(strict=True, reason="--max-faces 0 reaches MediaPipe, which fails with a multi-line "
-                   "RuntimeError: exit 1 'unexpected RuntimeError' plus an E0000 log line")
 def test_bug_max_faces_zero(tmp_path, s1):
     check_fails_cleanly(tmp_path, "-s", s1, "-d", "blink", "--duration", "0.4", "--max-faces", "0",
                         fragments=("max-faces",))
 
 
-@pytest.mark.xfail(strict=True, reason="--multiplier nan is not validated: NaN landmarks reach the warp, "
-                   "numpy RuntimeWarnings are printed and the error is 'cannot convert float NaN to integer'")
 def test_bug_multiplier_nan(tmp_path, s1, short_clip):
     check_fails_cleanly(tmp_path, "-s", s1, "-d", short_clip, "--multiplier", "nan", fragments=("multiplier",))
 
 
-@pytest.mark.xfail(strict=True, reason="an output path below a regular file: VideoWriter.abort() / "
-                   "write_image() call Path.unlink(missing_ok=True) on the temp name, which raises "
-                   "NotADirectoryError (not FileNotFoundError): exit 1 'unexpected NotADirectoryError'")
 @pytest.mark.parametrize("output,duration", [("file.txt/out.mp4", "0.4"), ("file.txt/out.png", "0.02")])
 def test_bug_output_below_a_file(tmp_path, s1, output, duration):
     (tmp_path / "file.txt").write_text("not a folder")
     check_fails_cleanly(tmp_path, "-s", s1, "-d", "blink", "--duration", duration, output=output)
 
 
-@pytest.mark.xfail(strict=True, reason="MotionSequence.load checks only expression for finiteness and "
-                   "shapes; NaN rotation/center, zero or 2-D scale reach the engine: exit 1 "
-                   "(ZeroDivisionError/TypeError) or RuntimeWarnings + 'cannot convert float NaN to integer'")
 @pytest.mark.parametrize("damage", ["nan_rotation", "nan_center", "zero_scale", "scale_2d"])
 def test_bug_damaged_template_values(tmp_path, s1, template, damage):
     with np.load(template) as z:

@@ -50,6 +50,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.max_size < 64:
         raise ValueError("--max-size must be at least 64")
+    if args.max_faces < 1:
+        raise ValueError("--max-faces must be at least 1")
     controls = Controls(eyes=args.eyes, lips=args.lips, smile=args.smile, yaw=args.yaw, pitch=args.pitch,
                         roll=args.roll)
     options = AnimateOptions(engine=args.engine, relative=args.relative, region=args.region,

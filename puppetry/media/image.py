@@ -183,5 +183,8 @@ def write_image(path: str | os.PathLike, rgb: np.ndarray) -> None:
     except OSError as exc:
         raise MediaError(f"cannot write image '{path}': {exc.strerror or exc}") from None
     finally:
-        tmp_path.unlink(missing_ok=True)
+        try:
+            tmp_path.unlink(missing_ok=True)
+        except OSError:  # the folder never existed (e.g. below a file)
+            pass
     logger.debug("wrote image '%s' (%dx%d)", path, rgb.shape[1], rgb.shape[0])

@@ -444,4 +444,7 @@ class VideoWriter:
         if self._audio is not None:
             self._audio.close()
             self._audio = None
-        self._tmp_path.unlink(missing_ok=True)
+        try:
+            self._tmp_path.unlink(missing_ok=True)
+        except OSError:  # the folder never existed (e.g. below a file)
+            pass

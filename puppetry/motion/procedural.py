@@ -106,7 +106,9 @@ def procedural_motion(name: str, fps: float = DEFAULT_FPS, duration: float | Non
         raise MotionError(f"unknown motion '{name}'; built-in motions: {', '.join(MOTIONS)}")
     fn, default = MOTIONS[name]
     seconds = default if duration is None else float(duration)
-    if not (seconds > 0) or not (fps > 0):
+    if not (np.isfinite(seconds) and seconds > 0) or not (np.isfinite(fps) and fps > 0):
         raise MotionError(f"motion '{name}' needs a positive duration and frame rate")
     n = max(1, int(round(seconds * fps)))
+    if n > 1_000_000:
+        raise MotionError(f"motion '{name}' would have {n} frames; use a shorter --duration or lower --fps")
     return fn(np.arange(n) / fps)

@@ -105,11 +105,15 @@ class MotionSequence:
                           frame_size=tuple(int(v) for v in z["frame_size"]))
         except MotionError:
             raise
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+        except KeyError:
+            raise MotionError(f"'{path}' is not a puppetry motion template (arrays are missing)") from None
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
             raise MotionError(f"cannot read motion template '{path}': {exc}") from None
         n = len(seq.scale)
-        if (n == 0 or seq.expression.shape != (n, 478, 3) or seq.rotation.shape != (n, 3, 3)
-                or seq.center.shape != (n, 3) or seq.valid.shape != (n,)
-                or not np.isfinite(seq.expression).all() or not (seq.fps > 0)):
+        arrays = (seq.expression, seq.rotation, seq.scale, seq.center)
+        if (n == 0 or seq.scale.shape != (n,) or seq.expression.shape != (n, 478, 3)
+                or seq.rotation.shape != (n, 3, 3) or seq.center.shape != (n, 3) or seq.valid.shape != (n,)
+                or len(seq.frame_size) != 2 or not all(np.isfinite(a).all() for a in arrays)
+                or not (seq.scale > 0).all() or not (np.isfinite(seq.fps) and 0 < seq.fps <= 1000)):
             raise MotionError(f"motion template '{path}' is damaged (inconsistent or empty arrays)")
         return seq

@@ -41,6 +41,8 @@ class TransferOptions:
     multiplier: float = 1.0
 
     def __post_init__(self) -> None:
+        if not (np.isfinite(self.multiplier) and abs(self.multiplier) <= 10):
+            raise ValueError(f"--multiplier must be a finite number between -10 and 10, got {self.multiplier}")
         if self.region not in REGIONS:
             raise ValueError(f"unknown region {self.region!r}; choose from {', '.join(REGIONS)}")
 

@@ -108,6 +108,11 @@ def _check_output(output: str | None) -> str | None:
         raise MediaError(f"cannot write '{output}': use one of {', '.join(VIDEO_OUTPUTS + ('.png', '.jpg'))}")
     if os.path.isdir(output):
         raise MediaError(f"cannot write '{output}': it is a folder")
+    parent = Path(output).resolve().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise MediaError(f"cannot write '{output}': '{parent}' is a file, not a folder")
     return ext
 
 

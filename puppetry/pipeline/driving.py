@@ -75,12 +75,15 @@ def open_driving(spec: str | os.PathLike, controls: Controls = Controls(), fps: 
         max_frames: stop after this many frames (None: all).
     """
     controls = controls.validated()
+    if fps is not None and not (np.isfinite(fps) and 0 < fps <= 1000):
+        raise MotionError(f"--fps must be a positive number up to 1000, got {fps}")
+    fps = DEFAULT_FPS if fps is None else float(fps)
     text = os.fspath(spec)
     stats = DrivingStats()
     if text in MOTIONS:
-        frames = procedural_motion(text, fps or DEFAULT_FPS, duration)[:max_frames]
+        frames = procedural_motion(text, fps, duration)[:max_frames]
         it = (DrivingFrame(index=i, controls=c.merged(controls)) for i, c in enumerate(frames))
-        return DrivingStream("motion", _counted(it, stats), fps or DEFAULT_FPS, len(frames), None, stats, text)
+        return DrivingStream("motion", _counted(it, stats), fps, len(frames), None, stats, text)
     if not os.path.exists(text):
         names = ", ".join(MOTIONS)
         raise MotionError(f"driving '{text}' is neither an existing file nor a built-in motion ({names})")
@@ -101,7 +104,7 @@ def open_driving(spec: str | os.PathLike, controls: Controls = Controls(), fps: 
         pose = decompose(faces[0])
         frame = DrivingFrame(index=0, controls=controls, image=image if keep_pixels else None,
                              landmarks=faces[0], pose=pose, reference=source_pose)
-        return DrivingStream("image", _counted(iter([frame]), stats), fps or DEFAULT_FPS, 1, None, stats, text)
+        return DrivingStream("image", _counted(iter([frame]), stats), fps, 1, None, stats, text)
     if is_video_path(text) or is_frame_folder(text):
         info = probe_video(text)
         reader = VideoReader(text, max_frames=max_frames)

@@ -58,6 +58,8 @@ def _as_rgb(array: np.ndarray) -> np.ndarray:
 
 def find_source_faces(image: np.ndarray, name: str, max_faces: int = 8) -> SourceFaces:
     """Detect every face of the source; raises :class:`NoFaceError` naming the source if none."""
+    if max_faces < 1:
+        raise ValueError("max_faces must be at least 1")
     with FaceMeshDetector("image", DetectorConfig(max_faces=max_faces)) as detector:
         faces = detector.detect(image)
     if not faces:
