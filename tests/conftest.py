@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+CONFORMANCE = DATA.parent / "conformance" / "liveportrait"
 
 
 def pytest_configure(config):
@@ -35,3 +38,19 @@ def s1(data) -> np.ndarray:
     from puppetry.media import read_image
 
     return read_image(data / "portraits" / "s1.jpg")
+
+
+@pytest.fixture(scope="session")
+def release_dir(tmp_path_factory) -> Path:
+    """The five checkpoint files, written by the conformance kit's own script (about 500 MB)."""
+    out = tmp_path_factory.mktemp("liveportrait_release") / "pretrained_weights" / "liveportrait"
+    subprocess.run([sys.executable, str(CONFORMANCE / "make_checkpoints.py"), str(out)], check=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def models(release_dir):
+    """LivePortrait networks loaded from :func:`release_dir` (strict loading)."""
+    from puppetry.liveportrait.models import LivePortraitModels
+
+    return LivePortraitModels.from_checkpoints(release_dir)

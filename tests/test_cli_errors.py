@@ -235,11 +235,25 @@ def test_driving_unknown_motion(tmp_path, s1):
         assert motion in line
 
 
-def test_driving_liveportrait_pickle_is_refused(tmp_path, s1):
+def test_liveportrait_template_needs_the_liveportrait_engine(tmp_path, s1):
     pkl = data("templates/d1.pkl")
     line = check_fails_cleanly(tmp_path, "-s", s1, "-d", pkl)
     assert str(pkl) in line
-    assert ".npz" in line
+    assert "--engine liveportrait" in line
+
+
+def test_liveportrait_without_weights(tmp_path, s1, monkeypatch):
+    monkeypatch.delenv("PUPPETRY_LIVEPORTRAIT_DIR", raising=False)
+    line = check_fails_cleanly(tmp_path, "-s", s1, "--engine", "liveportrait")
+    assert "--checkpoint-dir" in line and "PUPPETRY_LIVEPORTRAIT_DIR" in line
+    assert "base_models/motion_extractor.pth" in line
+    line = check_fails_cleanly(tmp_path, "-s", s1, "--engine", "liveportrait", "--checkpoint-dir", tmp_path / "none")
+    assert "does not exist" in line
+
+
+def test_liveportrait_flags_need_that_engine(tmp_path, s1):
+    line = check_fails_cleanly(tmp_path, "-s", s1, "--no-stitching")
+    assert "--no-stitching" in line and "liveportrait" in line
 
 
 def test_pickle_template_is_never_unpickled(tmp_path, s1):

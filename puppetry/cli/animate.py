@@ -44,7 +44,42 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-size", type=int, default=2048, help="longer side of the working image (default 2048)")
     p.add_argument("--max-faces", type=int, default=8, help="most faces animated in a group photo")
     p.add_argument("--no-smoothing", action="store_true", help="do not smooth tracked driving landmarks")
+    lp = p.add_argument_group("liveportrait engine (needs the release weights)")
+    lp.add_argument("--checkpoint-dir", help="LivePortrait weights folder (default: $PUPPETRY_LIVEPORTRAIT_DIR)")
+    lp.add_argument("--device", help="cpu (default), cuda, cuda:N or auto")
+    lp.add_argument("--precision", choices=("fp32", "fp16", "bf16"), help="fp16/bf16 autocast on CUDA")
+    lp.add_argument("--compile", action="store_true", help="torch.compile the warping module and decoder")
+    lp.add_argument("--batch-size", type=int, help="driving frames per network call (default 1)")
+    lp.add_argument("--no-stitching", action="store_true", help="turn off the stitching module")
+    lp.add_argument("--eyes-retargeting", action="store_true", help="drive the eyes through R_eyes (Sec. 4.3)")
+    lp.add_argument("--lip-retargeting", action="store_true", help="drive the lips through R_lip (Sec. 4.3)")
+    lp.add_argument("--no-lip-normalize", action="store_true", help="keep an open source mouth open at rest")
+    lp.add_argument("--no-paste-back", action="store_true", help="write the 512x512 face crop, not the full image")
+    lp.add_argument("--crop-driving", choices=("auto", "always", "never"),
+                    help="crop driving frames around the face (auto: unless they are square)")
     p.set_defaults(run=run)
+
+
+LIVEPORTRAIT_FLAGS = {
+    "checkpoint_dir": "checkpoint_dir", "device": "device", "precision": "precision", "batch_size": "batch_size",
+    "crop_driving": "crop_driving",
+}
+LIVEPORTRAIT_SWITCHES = {
+    "compile": ("compile", True), "no_stitching": ("stitching", False),
+    "eyes_retargeting": ("eyes_retargeting", True), "lip_retargeting": ("lip_retargeting", True),
+    "no_lip_normalize": ("normalize_lip", False), "no_paste_back": ("paste_back", False),
+}
+
+
+def engine_options(args: argparse.Namespace) -> dict:
+    """The engine-specific flags as keyword arguments of the engine's config."""
+    opts = {key: getattr(args, flag) for flag, key in LIVEPORTRAIT_FLAGS.items() if getattr(args, flag) is not None}
+    opts.update({key: value for flag, (key, value) in LIVEPORTRAIT_SWITCHES.items() if getattr(args, flag)})
+    if opts and args.engine != "liveportrait":
+        names = ", ".join("--" + f.replace("_", "-") for f in list(LIVEPORTRAIT_FLAGS) + list(LIVEPORTRAIT_SWITCHES)
+                          if getattr(args, f) not in (None, False))
+        raise ValueError(f"{names} only apply to --engine liveportrait")
+    return opts
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
                              multiplier=args.multiplier, controls=controls, concat=args.concat, fps=args.fps,
                              duration=args.duration, max_size=args.max_size, max_faces=args.max_faces,
                              smoothing=None if args.no_smoothing else AnimateOptions().smoothing,
-                             progress=not args.quiet, max_frames=args.frames)
+                             progress=not args.quiet, max_frames=args.frames,
+                             engine_options=engine_options(args))
     result = animate(args.source, args.driving, args.output, options)
     logger.info("wrote %s: %d frames at %.4g fps, %dx%d, in %.1f s", result.output, result.frames, result.fps,
                 result.size[0], result.size[1], result.seconds)

@@ -15,12 +15,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-d", "--driving", help="driving video (default: a generated 512x512 face video)")
     p.add_argument("--frames", type=int, default=180, help="most driving frames to time")
     p.add_argument("--engine", default="warp", choices=available_engines())
+    p.add_argument("--warmup", type=int, default=0, help="untimed frames first (GPU, --compile)")
+    p.add_argument("--checkpoint-dir", help="liveportrait: weights folder (default: $PUPPETRY_LIVEPORTRAIT_DIR)")
+    p.add_argument("--device", help="liveportrait: cpu (default), cuda, cuda:N or auto")
+    p.add_argument("--precision", choices=("fp32", "fp16", "bf16"), help="liveportrait: autocast on CUDA")
+    p.add_argument("--compile", action="store_true", help="liveportrait: torch.compile W and G")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from puppetry.benchmark import run_benchmark
 
-    result = run_benchmark(args.source, args.driving, args.frames, args.engine)
+    options = {k: getattr(args, k) for k in ("checkpoint_dir", "device", "precision") if getattr(args, k) is not None}
+    if args.compile:
+        options["compile"] = True
+    if options and args.engine != "liveportrait":
+        raise ValueError("--checkpoint-dir, --device, --precision and --compile apply to --engine liveportrait")
+    result = run_benchmark(args.source, args.driving, args.frames, args.engine, options, args.warmup)
     print(result.table())
     return 0

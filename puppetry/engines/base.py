@@ -51,6 +51,9 @@ class DrivingFrame:
         pose: the driving face decomposed, or None when the frame carries controls only.
         reference: the driving face at its first frame (for relative transfer), or None.
         found: False when the face was lost and ``pose`` holds the last good one.
+        lookahead: the next driving frame when the pipeline knows it (source-video editing, Eq. 8).
+        keypoints: LivePortrait motion of this frame from a keypoint template (``R`` ``3 x 3``, ``exp``
+            ``21 x 3``, ``t`` ``3``, ``scale`` ``1``, optional ``c_eyes`` ``2`` and ``c_lip`` ``1``), or None.
     """
 
     index: int
@@ -60,6 +63,8 @@ class DrivingFrame:
     pose: FacePose | None = None
     reference: FacePose | None = None
     found: bool = True
+    keypoints: dict[str, np.ndarray] | None = None
+    lookahead: "DrivingFrame | None" = None
 
 
 @dataclass
@@ -96,6 +101,21 @@ class Engine(ABC):
     @abstractmethod
     def render(self, state: Any, frame: DrivingFrame) -> np.ndarray:
         """Draw one output frame (``H x W x 3`` uint8, the source's size)."""
+
+    batch_size: int = 1
+    supports_video_source: bool = False
+
+    def prepare_next(self, previous: Any, source: SourceFaces) -> Any:
+        """Prepare the next frame of a source video; ``previous`` is the last frame's state or None.
+        Engines that edit source videos carry their driving reference over here."""
+        return self.prepare(source)
+
+    def reset_reference(self, state: Any) -> None:
+        """Forget the driving reference: the next driving frame becomes the new first frame."""
+
+    def render_batch(self, state: Any, frames: list[DrivingFrame]) -> list[np.ndarray]:
+        """Draw several frames at once (engines that batch their networks override this)."""
+        return [self.render(state, f) for f in frames]
 
     def timings(self) -> dict[str, float]:
         """Seconds spent per stage since construction (for ``puppetry bench``)."""

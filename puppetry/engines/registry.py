@@ -14,8 +14,14 @@ def _warp(transfer: TransferOptions, **kwargs) -> Engine:
     return WarpEngine(transfer, WarpConfig(**kwargs))
 
 
+def _liveportrait(transfer: TransferOptions, **kwargs) -> Engine:
+    from puppetry.liveportrait.engine import LivePortraitConfig, LivePortraitEngine
+    return LivePortraitEngine(transfer, LivePortraitConfig(**kwargs))
+
+
 ENGINES: dict[str, Callable[..., Engine]] = {
     "warp": _warp,
+    "liveportrait": _liveportrait,
 }
 
 

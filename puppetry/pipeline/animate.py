@@ -11,6 +11,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -18,10 +19,11 @@ from tqdm import tqdm
 
 from puppetry.engines.base import DrivingFrame, Engine, SourceFaces
 from puppetry.engines.registry import create_engine
-from puppetry.errors import MediaError
+from puppetry.errors import MediaError, MotionError
 from puppetry.face.pose import decompose
 from puppetry.face.smoothing import OneEuroConfig
 from puppetry.media.image import IMAGE_EXTENSIONS, write_image
+from puppetry.media.video import is_video_path
 from puppetry.media.writer import VideoWriter
 from puppetry.motion.controls import Controls
 from puppetry.motion.tracker import MotionTracker
@@ -100,6 +102,18 @@ def side_by_side(panels: list[np.ndarray | None], height: int) -> np.ndarray:
     return np.concatenate(out, axis=1)
 
 
+def _batches(frames: Iterable[DrivingFrame], size: int) -> Iterator[list[DrivingFrame]]:
+    """Group a stream of frames into lists of at most ``size``."""
+    batch: list[DrivingFrame] = []
+    for frame in frames:
+        batch.append(frame)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def _check_output(output: str | None) -> str | None:
     if output is None:
         return None
@@ -121,7 +135,8 @@ def animate(source: str | os.PathLike | np.ndarray = "astronaut", driving: str |
     """Animate ``source`` with ``driving``.
 
     Args:
-        source: image path, ``"astronaut"`` or an RGB array.
+        source: image path, ``"astronaut"``, an RGB array, or a video (portrait video editing, for
+            engines that support it: each source frame is driven by the driving frame of the same index).
         driving: video, folder of frames, image, ``.npz`` template, or built-in motion name.
         output: where to write (mp4/mov/mkv/gif/png/jpg); None returns the frames in the result.
         options: see :class:`AnimateOptions`.
@@ -132,6 +147,9 @@ def animate(source: str | os.PathLike | np.ndarray = "astronaut", driving: str |
     start = time.perf_counter()
     out_path = os.fspath(output) if output is not None else None
     ext = _check_output(out_path)
+    if isinstance(source, (str, os.PathLike)) and is_video_path(source):
+        from puppetry.pipeline.video_source import animate_video_source
+        return animate_video_source(os.fspath(source), driving, out_path, options)
     image, name = load_source_image(source, options.max_size)
     faces = find_source_faces(image, name, options.max_faces)
     engine = create_engine(options.engine, options.transfer(), **options.engine_options)
@@ -141,6 +159,9 @@ def animate(source: str | os.PathLike | np.ndarray = "astronaut", driving: str |
     stream = open_driving(driving, options.controls, options.fps, options.duration, options.smoothing,
                           keep_pixels=True, source_pose=decompose(faces.landmarks[0]),
                           max_frames=options.max_frames)
+    if stream.kind == "keypoints" and engine.name != "liveportrait":
+        raise MotionError(f"'{stream.name}' is a LivePortrait keypoint template; it drives --engine liveportrait "
+                          f"only (the {engine.name} engine reads landmark templates made by 'puppetry template')")
     if ext in IMAGE_EXTENSIONS and stream.num_frames not in (None, 1):
         raise MediaError(f"output '{out_path}' is an image but the driving has {stream.num_frames} frames; "
                          "write a video (.mp4 or .gif) instead")
@@ -152,16 +173,16 @@ def animate(source: str | os.PathLike | np.ndarray = "astronaut", driving: str |
     try:
         bar = tqdm(stream, total=stream.num_frames, desc="animating", unit="frame", delay=1.0,
                    disable=not options.progress, leave=False)
-        for frame in bar:
-            result = engine.render(state, frame)
-            if options.concat:
-                result = side_by_side([frame.image, image, result], image.shape[0])
-            if writer is not None:
-                writer.write(result)
-            else:
-                images.append(result)
-            frames += 1
-            size = (result.shape[1], result.shape[0])
+        for batch in _batches(bar, engine.batch_size):
+            for frame, result in zip(batch, engine.render_batch(state, batch)):
+                if options.concat:
+                    result = side_by_side([frame.image, image, result], image.shape[0])
+                if writer is not None:
+                    writer.write(result)
+                else:
+                    images.append(result)
+                frames += 1
+                size = (result.shape[1], result.shape[0])
         if frames == 0:
             raise MediaError(f"driving '{stream.name}' produced no frames")
         if writer is not None:
@@ -212,6 +233,7 @@ class Animator:
     def reset(self) -> None:
         """Take the next driving frame as the new reference (relative mode)."""
         self.reference = None
+        self.engine.reset_reference(self.state)
 
     def render(self, driving: np.ndarray | None = None, controls: Controls | None = None) -> np.ndarray:
         """One animated frame.

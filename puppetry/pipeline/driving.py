@@ -1,7 +1,8 @@
 """Every kind of driving signal as one stream of :class:`~puppetry.engines.base.DrivingFrame`.
 
 DRIVING may be a video (mp4, mov, webm, avi, gif), a folder of frames, an image, a motion template
-(``.npz`` from ``puppetry template``) or the name of a built-in motion (``blink``, ``smile``, ``nod``,
+(``.npz`` from ``puppetry template``), a LivePortrait keypoint template (the release's ``.pkl``, read
+by a restricted loader, or ours ``.npz``) or the name of a built-in motion (``blink``, ``smile``, ``nod``,
 ``shake``, ``talk``, ``demo``). Direct controls are merged into every frame.
 """
 
@@ -19,6 +20,7 @@ from puppetry.errors import MediaError, MotionError, NoFaceError
 from puppetry.face.landmarks import DetectorConfig, FaceMeshDetector
 from puppetry.face.pose import FacePose, compose, decompose
 from puppetry.face.smoothing import OneEuroConfig
+from puppetry.liveportrait.template import is_keypoint_template, load_any_template
 from puppetry.media.image import read_image
 from puppetry.media.video import VideoReader, is_frame_folder, is_image_path, is_video_path, probe_video
 from puppetry.motion.controls import Controls
@@ -41,7 +43,7 @@ class DrivingStream:
     """Iterable of driving frames with a known frame rate.
 
     Attributes:
-        kind: "video", "image", "template" or "motion".
+        kind: "video", "image", "template" (landmarks), "keypoints" (LivePortrait) or "motion".
         fps: frames per second of the output.
         num_frames: number of frames when known in advance, else None.
         audio_path: a file whose audio belongs in the output, or None.
@@ -87,14 +89,16 @@ def open_driving(spec: str | os.PathLike, controls: Controls = Controls(), fps: 
     if not os.path.exists(text):
         names = ", ".join(MOTIONS)
         raise MotionError(f"driving '{text}' is neither an existing file nor a built-in motion ({names})")
+    if text.lower().endswith(".pkl") or (text.lower().endswith(".npz") and is_keypoint_template(text)):
+        template = load_any_template(text)
+        n = len(template) if max_frames is None else min(len(template), max_frames)
+        it = (DrivingFrame(index=i, controls=controls, keypoints=template.frame(i)) for i in range(n))
+        return DrivingStream("keypoints", _counted(it, stats), template.fps, n, None, stats, text)
     if text.lower().endswith(".npz"):
         seq = MotionSequence.load(text)
         n = len(seq) if max_frames is None else min(len(seq), max_frames)
         return DrivingStream("template", _counted(_template_frames(seq, controls, n), stats), seq.fps, n,
                              None, stats, text)
-    if text.lower().endswith(".pkl"):
-        raise MotionError(f"'{text}' is a LivePortrait pickle template; the warp engine reads puppetry "
-                          "templates (.npz, made by 'puppetry template')")
     if is_image_path(text):
         image = read_image(text)
         with FaceMeshDetector("image", DetectorConfig(max_faces=1)) as det:

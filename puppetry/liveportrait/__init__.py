@@ -1,0 +1,1 @@
+"""LivePortrait (paper 001): implicit-keypoint portrait animation that runs the official release weights."""

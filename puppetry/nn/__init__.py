@@ -1,0 +1,1 @@
+"""Shared network blocks (timm's ``layers`` idea): convolution blocks, SPADE, ConvNeXt-V2."""
