@@ -258,3 +258,17 @@ def test_absolute_motion_uses_the_driving_pose(models, source, d0_frames):
         exp[:, k, axis] = d.exp[:, k, axis]
     assert torch.allclose(x_d, transform_keypoints(s.kp, d.R, exp, s.scale, d.t), atol=1e-6)
     assert not torch.allclose(exp, s.exp)
+
+
+def test_device_and_precision_are_checked():
+    from puppetry.liveportrait.models import RuntimeOptions
+    assert RuntimeOptions().resolved_device().type == "cpu"
+    with pytest.raises(WeightsError, match="needs a CUDA device"):
+        RuntimeOptions("cpu", "fp16").resolved_device()
+    with pytest.raises(WeightsError, match="unknown precision"):
+        RuntimeOptions("cpu", "fp8").resolved_device()
+    with pytest.raises(WeightsError, match="unknown device"):
+        RuntimeOptions("tpu").resolved_device()
+    if not torch.cuda.is_available():
+        with pytest.raises(WeightsError, match="no CUDA GPU"):
+            RuntimeOptions("cuda").resolved_device()
