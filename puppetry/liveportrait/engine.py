@@ -98,6 +98,7 @@ class SourceState:
     last: tuple[DrivingMotion, float | None, float | None] | None = None
     video: bool = False                              # a source-video frame: Eq. 8 smoothing
     warned_smile: bool = False
+    ahead: tuple | None = None                       # (lookahead frame, its motion): M runs once per frame
 
 
 def to_tensor(images: list[np.ndarray], size: int = INPUT_SIZE) -> torch.Tensor:
@@ -167,6 +168,7 @@ class LivePortraitEngine(Engine):
         state.video = True
         if previous is not None:
             state.d0, state.c_d0, state.last = previous.d0, previous.c_d0, previous.last
+            state.ahead = previous.ahead
         return state
 
     def reset_reference(self, state: SourceState) -> None:
@@ -219,6 +221,7 @@ class LivePortraitEngine(Engine):
         last = state.last
         ahead = self._driving_motions(state, [frame.lookahead])[0]
         state.last = last
+        state.ahead = (frame.lookahead, ahead)
         if ahead is None:
             return drive
         motion, eyes, lip = drive
@@ -285,7 +288,11 @@ class LivePortraitEngine(Engine):
         return self.render_batch(state, [frame])[0]
 
     def render_batch(self, state: SourceState, frames: list[DrivingFrame]) -> list[np.ndarray]:
-        drives = self._driving_motions(state, frames)
+        if state.ahead is not None and len(frames) == 1 and state.ahead[0] is frames[0]:
+            drives = [state.ahead[1]]                    # computed as the previous frame's lookahead
+            state.last = drives[0] or state.last
+        else:
+            drives = self._driving_motions(state, frames)
         if state.video:
             drives = [self._eq8(state, f, d) for f, d in zip(frames, drives)]
         targets = [self._target(state, f, d) for f, d in zip(frames, drives)]
