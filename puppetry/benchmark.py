@@ -16,7 +16,6 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-import numpy as np
 
 from puppetry.engines.base import DrivingFrame
 from puppetry.engines.registry import create_engine

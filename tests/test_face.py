@@ -2,7 +2,6 @@
 
 import cv2
 import numpy as np
-import pytest
 
 from puppetry.face import (OneEuroFilter, crop_image, decompose, euler_to_rotation, eye_open_ratio,
                            lip_open_ratio, paste_back, rotation_to_euler, square_crop_box, to_ibug68)

@@ -15,7 +15,6 @@ import pytest
 import torch
 
 from puppetry.liveportrait.kinematics import KeypointInfo, rotation_matrix, source_keypoints, transform_keypoints
-from puppetry.liveportrait.models import LivePortraitModels
 
 CONFORMANCE = Path(__file__).resolve().parents[1].parent / "shared" / "conformance" / "liveportrait"
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +18,6 @@ import torch
 from puppetry.engines.base import DrivingFrame, SourceFaces
 from puppetry.errors import WeightsError
 from puppetry.liveportrait.checkpoints import find_checkpoint_dir
-from puppetry.liveportrait.crop import align_crop
 from puppetry.liveportrait.engine import LivePortraitConfig, LivePortraitEngine
 from puppetry.liveportrait.kinematics import transform_keypoints
 from puppetry.liveportrait.models import LivePortraitModels

@@ -15,7 +15,6 @@ from puppetry.liveportrait.engine import LivePortraitConfig, LivePortraitEngine
 from puppetry.liveportrait.recording import record_template
 from puppetry.liveportrait.template import load_template, save_template
 from puppetry.media import VideoReader, probe_video
-from puppetry.motion.transfer import TransferOptions
 from puppetry.pipeline.animate import AnimateOptions, Animator, animate
 
 

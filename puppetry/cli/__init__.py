@@ -1,4 +1,4 @@
-"""The ``puppetry`` command: ``animate``, ``template`` and ``bench``.
+"""The ``puppetry`` command: ``animate``, ``template``, ``bench``, ``prepare``, ``train`` and ``evaluate``.
 
 Errors a user can cause print one line (``puppetry: error: ...``) and exit with status 2; nothing is
 left half-written. ``--debug`` shows tracebacks.
@@ -12,7 +12,10 @@ import sys
 
 from puppetry.cli import animate as animate_cmd
 from puppetry.cli import bench as bench_cmd
+from puppetry.cli import evaluate as evaluate_cmd
+from puppetry.cli import prepare as prepare_cmd
 from puppetry.cli import template as template_cmd
+from puppetry.cli import train as train_cmd
 from puppetry.errors import PuppetryError
 
 logger = logging.getLogger("puppetry")
@@ -26,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     animate_cmd.add_parser(sub)
     template_cmd.add_parser(sub)
     bench_cmd.add_parser(sub)
+    prepare_cmd.add_parser(sub)
+    train_cmd.add_parser(sub)
+    evaluate_cmd.add_parser(sub)
     return parser
 
 

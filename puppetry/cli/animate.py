@@ -44,6 +44,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-size", type=int, default=2048, help="longer side of the working image (default 2048)")
     p.add_argument("--max-faces", type=int, default=8, help="most faces animated in a group photo")
     p.add_argument("--no-smoothing", action="store_true", help="do not smooth tracked driving landmarks")
+    wp = p.add_argument_group("warp engine")
+    wp.add_argument("--retarget", choices=("ldnet",),
+                    help="give the driving landmarks the source's identity first (ldnet: a trained LD-Net)")
+    wp.add_argument("--ldnet-weights", help="LD-Net weights, RUN/ldnet.pt (default: $PUPPETRY_LDNET_WEIGHTS)")
     lp = p.add_argument_group("liveportrait engine (needs the release weights)")
     lp.add_argument("--checkpoint-dir", help="LivePortrait weights folder (default: $PUPPETRY_LIVEPORTRAIT_DIR)")
     lp.add_argument("--device", help="cpu (default), cuda, cuda:N or auto")
@@ -71,8 +75,16 @@ LIVEPORTRAIT_SWITCHES = {
 }
 
 
+WARP_FLAGS = {"retarget": "retarget", "ldnet_weights": "ldnet_weights"}
+
+
 def engine_options(args: argparse.Namespace) -> dict:
     """The engine-specific flags as keyword arguments of the engine's config."""
+    warp = {key: getattr(args, flag) for flag, key in WARP_FLAGS.items() if getattr(args, flag, None) is not None}
+    if warp:
+        if args.engine != "warp":
+            raise ValueError("--retarget and --ldnet-weights apply to --engine warp")
+        return warp
     opts = {key: getattr(args, flag) for flag, key in LIVEPORTRAIT_FLAGS.items() if getattr(args, flag) is not None}
     opts.update({key: value for flag, (key, value) in LIVEPORTRAIT_SWITCHES.items() if getattr(args, flag)})
     if opts and args.engine != "liveportrait":

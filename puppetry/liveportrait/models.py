@@ -92,7 +92,7 @@ class LivePortraitModels(nn.Module):
     def from_checkpoints(cls, checkpoint_dir: str | os.PathLike | None = None,
                          runtime: RuntimeOptions = RuntimeOptions()) -> "LivePortraitModels":
         """Load the five release files from ``checkpoint_dir`` (or ``$PUPPETRY_LIVEPORTRAIT_DIR``)."""
-        device = runtime.resolved_device()
+        runtime.resolved_device()                  # a bad device fails before the files are read
         root = find_checkpoint_dir(checkpoint_dir)
         models = cls()
         for attr, rel in BASE_FILES.items():

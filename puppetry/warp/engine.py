@@ -18,7 +18,7 @@ from matplotlib.path import Path as PolygonPath
 
 from puppetry.engines.base import DrivingFrame, Engine, EngineNeeds, SourceFaces
 from puppetry.face import topology as T
-from puppetry.face.pose import FacePose, compose
+from puppetry.face.pose import FacePose, compose, decompose
 from puppetry.geometry.mesh_warp import Box, MeshWarp, triangulate, untangle
 from puppetry.motion.controls import apply_controls
 from puppetry.motion.transfer import TransferOptions, transfer_motion
@@ -39,6 +39,9 @@ class WarpConfig:
         gaze: let the irises follow the driving irises (clamped inside the eye opening).
         rig: ring layout around each face.
         mouth: inner-mouth settings.
+        retarget: ``"ldnet"`` gives the driving landmarks each source face's identity with a trained
+            LD-Net (002, Sec. 3.1) before motion transfer, for cross-identity animation; None: off.
+        ldnet_weights: LD-Net weights (``RUN/ldnet.pt``); None reads ``$PUPPETRY_LDNET_WEIGHTS``.
     """
 
     field_max_pixels: int = 640_000
@@ -46,6 +49,14 @@ class WarpConfig:
     gaze: bool = True
     rig: RigConfig = field(default_factory=RigConfig)
     mouth: MouthConfig = field(default_factory=MouthConfig)
+    retarget: str | None = None
+    ldnet_weights: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.retarget not in (None, "ldnet"):
+            raise ValueError(f"--retarget must be ldnet, got {self.retarget!r}")
+        if self.ldnet_weights is not None and self.retarget is None:
+            raise ValueError("--ldnet-weights needs --retarget ldnet")
 
 
 @dataclass
@@ -59,6 +70,8 @@ class WarpState:
     fixed: np.ndarray             # region border points, source pixels (x, y, depth)
     movable: np.ndarray           # mesh vertices that may be pulled back when they fold (ring points)
     mesh: MeshWarp
+    identities: list[np.ndarray] = field(default_factory=list)   # LD-Net identity code per face
+    retargeted: dict = field(default_factory=dict)                # (face, id of a driving pose) -> pose
 
 
 def _clamp_irises(e: np.ndarray) -> None:
@@ -97,6 +110,10 @@ class WarpEngine(Engine):
         super().__init__(transfer)
         self.config = config
         self._times: dict[str, float] = defaultdict(float)
+        self.retargeter = None
+        if config.retarget == "ldnet":
+            from puppetry.ldnet.inference import LDNet, LandmarkRetargeter
+            self.retargeter = LandmarkRetargeter(LDNet(config.ldnet_weights))
 
     def timings(self) -> dict[str, float]:
         return dict(self._times)
@@ -128,15 +145,33 @@ class WarpEngine(Engine):
         movable = np.concatenate(movable + [np.zeros(len(fixed), bool)])
         mesh = MeshWarp(points[:, :2], triangulate(points[:, :2]), box, cfg.field_max_pixels)
         mouths = [MouthFiller(image, lm, cfg.mouth) for lm in source.landmarks]
+        identities = [self.retargeter.identity(lm) for lm in source.landmarks] if self.retargeter else []
         return WarpState(image=image, rigs=rigs, mouths=mouths, keep=keep, fixed=fixed, movable=movable,
-                         mesh=mesh)
+                         mesh=mesh, identities=identities)
 
-    def target_face(self, rig: FaceRig, frame: DrivingFrame) -> FacePose:
+    def _retarget(self, state: WarpState, face: int, pose: FacePose, cache: bool) -> FacePose:
+        """The driving pose with source face ``face``'s identity (LD-Net); the reference pose is cached."""
+        key = (face, id(pose))
+        if cache and key in state.retargeted and state.retargeted[key][0] is pose:
+            return state.retargeted[key][1]
+        points = self.retargeter.retarget(pose.compose(), state.identities[face])
+        out = decompose(points)
+        if cache:
+            state.retargeted = {k: v for k, v in state.retargeted.items() if k[0] != face}
+            state.retargeted[key] = (pose, out)
+        return out
+
+    def target_face(self, rig: FaceRig, frame: DrivingFrame, state: WarpState | None = None,
+                    face: int = 0) -> FacePose:
         """The face a source face should take for this frame (motion transfer, then controls)."""
         target = rig.pose
         if frame.pose is not None:
+            driving = frame.pose
             reference = frame.reference if frame.reference is not None else frame.pose
-            target = transfer_motion(rig.pose, frame.pose, reference, self.transfer)
+            if self.retargeter is not None and state is not None:
+                driving = self._retarget(state, face, frame.pose, cache=False)
+                reference = self._retarget(state, face, reference, cache=True)
+            target = transfer_motion(rig.pose, driving, reference, self.transfer)
         target = apply_controls(target, rig.pose, frame.controls)
         if self.config.gaze:
             e = np.array(target.expression, dtype=np.float64, copy=True)
@@ -150,7 +185,7 @@ class WarpEngine(Engine):
 
     def render(self, state: WarpState, frame: DrivingFrame) -> np.ndarray:
         t0 = time.perf_counter()
-        targets = [self.target_face(rig, frame) for rig in state.rigs]
+        targets = [self.target_face(rig, frame, state, i) for i, rig in enumerate(state.rigs)]
         moved = np.concatenate([r.points(t)[k] for r, t, k in zip(state.rigs, targets, state.keep)]
                                + [state.fixed])
         xy = untangle(state.mesh.source, moved[:, :2], state.mesh.triangles, state.movable)
