@@ -272,3 +272,21 @@ def test_cli_every_pair_bad_and_unknown_engine(tmp_path, capsys):
     assert "Traceback" not in "\n".join(err) and not out.exists()
     assert main(["evaluate", "--self", str(SELF_VIDEO), "--engine", "warp,nosuch", "-o", str(out)]) == 2
     assert "unknown engine 'nosuch'" in capsys.readouterr().err
+
+
+def test_liveportrait_is_evaluated_and_missing_weights_skip_it(release_dir, tmp_path, monkeypatch):
+    """LivePortrait on the conformance weights (untrained: only that it runs and is scored), and an
+    engine without weights reported as skipped while the others are still evaluated."""
+    from puppetry.evaluation import EvaluateConfig, evaluate
+
+    monkeypatch.delenv("PUPPETRY_LIVEPORTRAIT_DIR", raising=False)
+    config = EvaluateConfig(engines=["liveportrait"], max_frames=3, max_size=512, identity=False,
+                            engine_options={"liveportrait": {"checkpoint_dir": str(release_dir)}})
+    data = evaluate([SELF_VIDEO], config=config).data
+    lp = data["results"]["self"]["liveportrait"]
+    assert lp["mean"]["psnr"]["value"] not in (None, "inf") and math.isfinite(lp["mean"]["l1"]["value"])
+    skipped = evaluate([SELF_VIDEO], config=EvaluateConfig(engines=["warp", "liveportrait"], max_frames=3,
+                                                           max_size=512, identity=False)).data
+    assert skipped["engines"]["liveportrait"]["status"] == "skipped"
+    assert "weights" in skipped["engines"]["liveportrait"]["reason"].lower()
+    assert skipped["results"]["self"]["warp"]["mean"]["akd"]["value"] is not None
