@@ -49,7 +49,7 @@ class BenchResult:
         return "\n".join(lines)
 
 
-def _demo_driving(folder: str, size: int = 512, seconds: float = 6.0) -> str:
+def demo_driving(folder: str, size: int = 512, seconds: float = 6.0) -> str:
     """Write a ``size`` x ``size`` driving video of a real face moving (astronaut + demo motion)."""
     import cv2
     from skimage import data
@@ -82,7 +82,7 @@ def run_benchmark(source: str = "astronaut", driving: str | None = None, max_fra
     """
     with tempfile.TemporaryDirectory() as tmp:
         if driving is None:
-            driving = _demo_driving(tmp)
+            driving = demo_driving(tmp)
         image, name = load_source_image(source, 2048)
         faces = find_source_faces(image, name)
         eng = create_engine(engine, **(engine_options or {}))

@@ -1,4 +1,4 @@
-"""The ``puppetry`` command: ``animate``, ``template``, ``bench``, ``prepare``, ``train`` and ``evaluate``.
+"""The ``puppetry`` command: ``animate``, ``template``, ``bench``, ``prepare``, ``train``, ``evaluate`` and ``serve``.
 
 Errors a user can cause print one line (``puppetry: error: ...``) and exit with status 2; nothing is
 left half-written. ``--debug`` shows tracebacks.
@@ -14,6 +14,7 @@ from puppetry.cli import animate as animate_cmd
 from puppetry.cli import bench as bench_cmd
 from puppetry.cli import evaluate as evaluate_cmd
 from puppetry.cli import prepare as prepare_cmd
+from puppetry.cli import serve as serve_cmd
 from puppetry.cli import template as template_cmd
 from puppetry.cli import train as train_cmd
 from puppetry.errors import PuppetryError
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     prepare_cmd.add_parser(sub)
     train_cmd.add_parser(sub)
     evaluate_cmd.add_parser(sub)
+    serve_cmd.add_parser(sub)
     return parser
 
 

@@ -20,12 +20,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help="liveportrait: cpu (default), cuda, cuda:N or auto")
     p.add_argument("--precision", choices=("fp32", "fp16", "bf16"), help="liveportrait: autocast on CUDA")
     p.add_argument("--compile", action="store_true", help="liveportrait: torch.compile W and G")
+    p.add_argument("--live", action="store_true",
+                   help="time the web app's live mode (warp engine) at source sizes 256, 384 and 512 instead")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from puppetry.benchmark import run_benchmark
 
+    if args.live:
+        return run_live(args)
     options = {k: getattr(args, k) for k in ("checkpoint_dir", "device", "precision") if getattr(args, k) is not None}
     if args.compile:
         options["compile"] = True
@@ -33,4 +37,19 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--checkpoint-dir, --device, --precision and --compile apply to --engine liveportrait")
     result = run_benchmark(args.source, args.driving, args.frames, args.engine, options, args.warmup)
     print(result.table())
+    return 0
+
+
+def run_live(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from puppetry.app.live_bench import run_live_benchmark, table
+    from puppetry.benchmark import demo_driving
+
+    if args.engine != "warp":
+        raise ValueError("--live times the warp engine (the engine of the app's live mode)")
+    with tempfile.TemporaryDirectory() as tmp:
+        driving = args.driving or demo_driving(tmp)
+        rows = run_live_benchmark(driving, source=args.source, frames=args.frames, warmup=max(args.warmup, 5))
+    print(table(rows))
     return 0

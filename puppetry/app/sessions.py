@@ -1,0 +1,204 @@
+"""What the web app does, without the page: previews, renders and live sessions.
+
+Every function here takes plain values (paths, numbers) and returns plain values, so the page
+(:mod:`puppetry.app.server`) stays a thin layout and these can be tested without a browser.
+
+Isolation between users: every render writes into its own temporary folder; prepared sources for
+previews are cached by (source file, engine options) with one lock per entry, and every live session
+owns its own :class:`~puppetry.pipeline.animate.Animator`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from puppetry.errors import MediaError, PuppetryError
+from puppetry.media.video import is_video_path
+from puppetry.motion.controls import Controls
+from puppetry.pipeline.animate import AnimateOptions, Animator, animate
+
+logger = logging.getLogger(__name__)
+
+ASTRONAUT = "astronaut"
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """Settings of ``puppetry serve``.
+
+    Attributes:
+        max_upload_mb: largest accepted upload.
+        concurrency: renders running at once (others wait in the queue).
+        queue_size: most requests waiting; more are refused with a message.
+        preview_size: longer side of the source in previews.
+        live_size: longer side of the source in live mode (256 to 512 keeps 15+ fps on 2 cores).
+        max_frames: most driving frames rendered per request (None: all).
+        output_dir: where results are written (a temporary folder by default).
+    """
+
+    max_upload_mb: int = 200
+    concurrency: int = 2
+    queue_size: int = 16
+    preview_size: int = 512
+    live_size: int = 384
+    max_frames: int | None = 1800
+    output_dir: str | None = None
+
+
+@dataclass
+class RenderSettings:
+    """The page's animation options."""
+
+    engine: str = "warp"
+    relative: bool = True
+    region: str = "all"
+    multiplier: float = 1.0
+    concat: bool = False
+    stitching: bool = True
+    paste_back: bool = True
+    checkpoint_dir: str = ""
+    controls: Controls = field(default_factory=Controls)
+
+    def options(self, max_size: int = 2048, max_frames: int | None = None) -> AnimateOptions:
+        engine_options: dict = {}
+        if self.engine == "liveportrait":
+            engine_options = {"stitching": self.stitching, "paste_back": self.paste_back}
+            if self.checkpoint_dir.strip():
+                engine_options["checkpoint_dir"] = self.checkpoint_dir.strip()
+        return AnimateOptions(engine=self.engine, relative=self.relative, region=self.region,
+                              multiplier=float(self.multiplier), concat=self.concat, controls=self.controls,
+                              max_size=max_size, max_frames=max_frames, progress=True,
+                              engine_options=engine_options)
+
+
+def slider_controls(eyes: float, lips: float, yaw: float, pitch: float, roll: float) -> Controls:
+    """Controls from the page's sliders. The sliders start at the source as it is: eyes at 1 and lips at 0
+    mean "leave them" (no control), so a portrait that smiles with open lips keeps its smile."""
+    return Controls(eyes=None if float(eyes) >= 1.0 else float(eyes), lips=None if float(lips) <= 0.0 else float(lips),
+                    yaw=float(yaw), pitch=float(pitch), roll=float(roll))
+
+
+def check_upload(path: str | None, max_mb: int, what: str) -> None:
+    """Refuse a missing or too-large upload with one line."""
+    if path is None or path == ASTRONAUT:
+        return
+    if not os.path.isfile(path):
+        raise MediaError(f"the {what} upload is missing; upload it again")
+    size = os.path.getsize(path) / 2**20
+    if size > max_mb:
+        raise MediaError(f"the {what} is {size:.0f} MB; the limit is {max_mb} MB")
+
+
+class PreviewCache:
+    """Prepared sources for the slider preview, newest last (a small LRU), one lock per entry."""
+
+    def __init__(self, size: int = 8, max_size: int = 512):
+        self.size, self.max_size = size, max_size
+        self._entries: OrderedDict[tuple, tuple[Animator, threading.Lock]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, source: str, engine_options: tuple) -> tuple[Animator, threading.Lock]:
+        key = (source, engine_options)
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key]
+        engine, opts = engine_options[0], dict(engine_options[1:])
+        animator = Animator(source, AnimateOptions(engine=engine, engine_options=opts, max_size=self.max_size,
+                                                   progress=False))
+        entry = (animator, threading.Lock())
+        with self._lock:
+            self._entries[key] = entry
+            while len(self._entries) > self.size:
+                old, _ = self._entries.popitem(last=False)[1]
+                old.close()
+        return entry
+
+
+def render_preview(cache: PreviewCache, source: str | None, settings: RenderSettings) -> np.ndarray:
+    """The source with the sliders' controls and no driving input (a still, ``H x W x 3`` uint8)."""
+    if not source:
+        raise MediaError("upload a portrait first (or pick the astronaut)")
+    if is_video_path(source):
+        raise MediaError("the preview works on still portraits; a source video is animated with Run")
+    opts = (settings.engine,)
+    if settings.engine == "liveportrait":
+        opts += tuple(sorted(settings.options().engine_options.items()))
+    animator, lock = cache.get(source, opts)
+    with lock:
+        animator.reset()
+        return animator.render(None, settings.controls)
+
+
+def run_render(source: str | None, driving: str | None, settings: RenderSettings, config: AppConfig) -> str:
+    """Animate ``source`` with ``driving`` (a file path or a built-in motion name) into a new mp4.
+
+    Returns the path of the result, in a folder of its own. Raises ``PuppetryError`` on bad input.
+    """
+    if not source:
+        raise MediaError("upload a portrait first (or pick the astronaut)")
+    if not driving:
+        raise MediaError("choose a driving video, image, template or motion")
+    check_upload(source, config.max_upload_mb, "source")
+    if os.path.exists(driving):
+        check_upload(driving, config.max_upload_mb, "driving file")
+    root = Path(config.output_dir or tempfile.gettempdir()) / "puppetry-app"
+    root.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=time.strftime("%Y%m%d-%H%M%S-"), dir=root))
+    out = folder / "animation.mp4"
+    try:
+        animate(source, driving, out, settings.options(max_frames=config.max_frames))
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return str(out)
+
+
+class LiveSession:
+    """One browser's live mode: webcam frames in, animated source frames out (warp engine).
+
+    Args:
+        source: the source image path or ``"astronaut"``.
+        max_size: longer side of the animated source.
+    """
+
+    def __init__(self, source: str, max_size: int = 384):
+        self.source = source
+        self.animator = Animator(source, AnimateOptions(engine="warp", max_size=max_size, progress=False))
+        self.frames = 0
+        self.seconds = 0.0
+
+    def process(self, frame: np.ndarray) -> np.ndarray:
+        """Animate one webcam frame (``H x W x 3`` uint8 RGB)."""
+        t0 = time.perf_counter()
+        out = self.animator.render(np.ascontiguousarray(frame[..., :3]))
+        self.seconds += time.perf_counter() - t0
+        self.frames += 1
+        return out
+
+    def reset(self) -> None:
+        """The next webcam frame becomes the rest pose."""
+        self.animator.reset()
+
+    def close(self) -> None:
+        self.animator.close()
+
+
+def message(exc: BaseException) -> str:
+    """A one-line, user-readable message for the page."""
+    if isinstance(exc, PuppetryError):
+        return str(exc)
+    if isinstance(exc, ValueError):
+        return str(exc)
+    logger.exception("unexpected error in the app")
+    return f"unexpected {type(exc).__name__}: {exc}"
