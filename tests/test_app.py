@@ -83,3 +83,18 @@ def test_live_session_follows_the_webcam(data):
     assert motion > 0.5                                                 # the source moves with the webcam
     rows = run_live_benchmark(str(data / "driving" / "d0.mp4"), sizes=(256,), frames=10, warmup=2)
     assert rows[0].frames == 10 and rows[0].fps > 0
+
+
+def test_serve_refuses_a_busy_port_in_one_line(capsys):
+    import socket
+
+    from puppetry.cli import main
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pick another --port" in err[0]
+    assert main(["serve", "--port", "70000"]) == 2

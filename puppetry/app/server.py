@@ -51,7 +51,7 @@ def build_app(config: AppConfig = AppConfig()) -> gr.Blocks:
                                       controls=slider_controls(eyes, lips, yaw, pitch, roll))
             return render_preview(cache, source, settings), ""
         except Exception as exc:                    # shown on the page; the app keeps serving
-            return None, f"**Error:** {message(exc)}"
+            return None, f"**Error:** {message(exc, [source])}"
 
     def on_run(source, driving_file, webcam_video, motion, *options, progress=gr.Progress(track_tqdm=True)):
         driving = driving_file or webcam_video or (motion if motion != NO_MOTION else None)
@@ -59,7 +59,7 @@ def build_app(config: AppConfig = AppConfig()) -> gr.Blocks:
             result = run_render(source, driving, _settings(*options), config)
             return result, "Done."
         except Exception as exc:
-            return None, f"**Error:** {message(exc)}"
+            return None, f"**Error:** {message(exc, [source, driving])}"
 
     def on_live(frame, source, session):
         if frame is None:
@@ -118,7 +118,7 @@ def build_app(config: AppConfig = AppConfig()) -> gr.Blocks:
                                          elem_id="apply-controls")
             run = gr.Button("Run", variant="primary", elem_id="run")
             status = gr.Markdown(elem_id="status")
-            result = gr.Video(label="Result", interactive=False, elem_id="result")
+            result = gr.Video(label="Result", interactive=False, height=512, elem_id="result")
 
         with gr.Tab("Live"):
             gr.Markdown("Your webcam drives the source portrait (warp engine) in real time. Look straight at the "
@@ -132,19 +132,21 @@ def build_app(config: AppConfig = AppConfig()) -> gr.Blocks:
 
         sliders = [eyes, lips, yaw, pitch, roll]
         preview_inputs = [source, engine, checkpoint_dir, *sliders]
+        # Previews run one at a time in the order asked for, so a late one never overwrites a newer one.
+        in_order = dict(concurrency_id="preview", concurrency_limit=1)
         source_file.change(on_source, [source_file], [source, status]).then(
-            on_preview, preview_inputs, [preview, status])
+            on_preview, preview_inputs, [preview, status], **in_order)
         astronaut.click(lambda: (ASTRONAUT, None), None, [source, source_file]).then(
-            on_preview, preview_inputs, [preview, status])
+            on_preview, preview_inputs, [preview, status], **in_order)
         for s in sliders:
-            s.release(on_preview, preview_inputs, [preview, status], concurrency_limit=None)
+            s.release(on_preview, preview_inputs, [preview, status], **in_order)
         options = [engine, mode, region, multiplier, concat, stitching, paste_back, checkpoint_dir, apply_controls,
                    *sliders]
         run.click(on_run, [source, driving_file, webcam_video, motion, *options], [result, status])
         live_in.stream(on_live, [live_in, source, live_state], [live_out, live_state], stream_every=0.05,
                        concurrency_limit=None)
         live_reset.click(on_live_reset, [live_state], [live_state])
-        app.load(on_preview, preview_inputs, [preview, status])
+        app.load(on_preview, preview_inputs, [preview, status], **in_order)
     app.queue(default_concurrency_limit=config.concurrency, max_size=config.queue_size)
     return app
 

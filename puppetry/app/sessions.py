@@ -105,6 +105,7 @@ class PreviewCache:
     def __init__(self, size: int = 8, max_size: int = 512):
         self.size, self.max_size = size, max_size
         self._entries: OrderedDict[tuple, tuple[Animator, threading.Lock]] = OrderedDict()
+        self._building: dict[tuple, threading.Lock] = {}
         self._lock = threading.Lock()
 
     def get(self, source: str, engine_options: tuple) -> tuple[Animator, threading.Lock]:
@@ -113,8 +114,19 @@ class PreviewCache:
             if key in self._entries:
                 self._entries.move_to_end(key)
                 return self._entries[key]
+            building = self._building.setdefault(key, threading.Lock())
+        with building:                              # two requests for one new source prepare it once
+            with self._lock:
+                if key in self._entries:
+                    return self._entries[key]
+            entry = self._build(key, engine_options)
+        with self._lock:
+            self._building.pop(key, None)
+        return entry
+
+    def _build(self, key: tuple, engine_options: tuple) -> tuple[Animator, threading.Lock]:
         engine, opts = engine_options[0], dict(engine_options[1:])
-        animator = Animator(source, AnimateOptions(engine=engine, engine_options=opts, max_size=self.max_size,
+        animator = Animator(key[0], AnimateOptions(engine=engine, engine_options=opts, max_size=self.max_size,
                                                    progress=False))
         entry = (animator, threading.Lock())
         with self._lock:
@@ -194,11 +206,14 @@ class LiveSession:
         self.animator.close()
 
 
-def message(exc: BaseException) -> str:
-    """A one-line, user-readable message for the page."""
-    if isinstance(exc, PuppetryError):
-        return str(exc)
-    if isinstance(exc, ValueError):
-        return str(exc)
-    logger.exception("unexpected error in the app")
-    return f"unexpected {type(exc).__name__}: {exc}"
+def message(exc: BaseException, paths: list[str | None] = ()) -> str:
+    """A one-line, user-readable message for the page; upload paths (server folders) become file names."""
+    if isinstance(exc, (PuppetryError, ValueError)):
+        text = str(exc)
+    else:
+        logger.exception("unexpected error in the app")
+        text = f"unexpected {type(exc).__name__}: {exc}"
+    for path in paths:
+        if path and os.sep in str(path):
+            text = text.replace(str(path), os.path.basename(str(path)))
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -28,6 +28,13 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--max-upload-mb and --concurrency must be at least 1")
     if not 128 <= args.live_size <= 1024:
         raise ValueError("--live-size must be between 128 and 1024")
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((args.host, args.port))
+        except OSError as exc:
+            raise ValueError(f"cannot listen on {args.host}:{args.port} ({exc.strerror}); pick another --port") from None
     from puppetry.app.sessions import AppConfig
     from puppetry.app.server import serve
 
