@@ -160,12 +160,32 @@ def server(tmp_path_factory) -> Iterator[Server]:
         srv.stop()
 
 
+def _fake_webcam(path: Path, frames: int = 60) -> Path:
+    """The first frames of d0.mp4 as a .y4m file, which Chromium plays as its webcam."""
+    import av
+
+    with av.open(str(DATA / "driving" / "d0.mp4")) as inp, av.open(str(path), "w", format="yuv4mpegpipe") as out:
+        stream = out.add_stream("rawvideo", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 512, 512, "yuv420p"
+        for i, frame in enumerate(inp.decode(video=0)):
+            if i >= frames:
+                break
+            for packet in stream.encode(frame.reformat(format="yuv420p")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
 @pytest.fixture(scope="module")
-def browser(server) -> Iterator[Any]:
+def browser(server, tmp_path_factory) -> Iterator[Any]:
     executable = _ensure_chromium()
     sync_api = _ensure_playwright()
+    webcam = _fake_webcam(tmp_path_factory.mktemp("webcam") / "d0.y4m")
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        b = p.chromium.launch(executable_path=executable, args=[
+            "--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={webcam}"])
         yield b
         b.close()
 
@@ -177,7 +197,7 @@ def new_page(browser, server, request) -> Iterator[Any]:
     failed_before = request.session.testsfailed
 
     def open_page() -> Any:
-        ctx = browser.new_context(viewport={"width": 1400, "height": 1800})
+        ctx = browser.new_context(viewport={"width": 1400, "height": 1800}, permissions=["camera"])
         contexts.append(ctx)
         page = ctx.new_page()
         page.set_default_timeout(UI_TIMEOUT_MS)
@@ -345,3 +365,26 @@ def test_two_pages_render_their_own_sources(new_page, tmp_path):
         assert abs(len(frames) - D0_FRAMES) <= 1, len(frames)
         own, other = _mad(frames[0], imgs[i]), _mad(frames[0], imgs[1 - i])
         assert own < other, f"page {i}: first frame closer to the other page's source ({own:.1f} vs {other:.1f})"
+
+
+def test_live_mode_streams_the_animated_source(new_page):
+    """A fake webcam (d0.mp4) streams in; the animated astronaut streams out and moves."""
+    page = new_page()
+    page.get_by_role("tab", name="Live").click()
+    page.locator("#live-webcam").click()
+    page.locator("#live-webcam button[aria-label='capture photo']").click()
+    sources: list[str] = []
+    start = time.monotonic()
+    while time.monotonic() - start < 8 and len(sources) < 12:
+        img = page.locator("#live-output img")
+        src = img.first.get_attribute("src") if img.count() else None
+        if src and (not sources or src != sources[-1]):
+            sources.append(src)
+        page.wait_for_timeout(20)
+    assert len(sources) >= 8, f"only {len(sources)} live frames arrived in 8 s"
+    first, last = (np.asarray(Image.open(io.BytesIO(page.request.get(s).body())).convert("RGB")).astype(int)
+                   for s in (sources[1], sources[-1]))
+    assert first.shape == last.shape and max(first.shape[:2]) == 384          # the live size
+    moved = [np.abs(np.asarray(Image.open(io.BytesIO(page.request.get(s).body())).convert("RGB")).astype(int)
+                    - first).mean() for s in sources[2:]]
+    assert max(moved) > 0.3                                                  # the source follows the webcam

@@ -125,8 +125,8 @@ def build_app(config: AppConfig = AppConfig()) -> gr.Blocks:
                         "camera at first: that frame is the rest pose; **Reset** takes a new one.")
             with gr.Row():
                 live_in = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam",
-                                   elem_id="live-webcam")
-                live_out = gr.Image(label="Animated", type="numpy", elem_id="live-output")
+                                   elem_id="live-webcam", webcam_constraints={"video": {"width": 640, "height": 480}})
+                live_out = gr.Image(label="Animated", type="numpy", format="jpeg", elem_id="live-output")
             live_reset = gr.Button("Reset", elem_id="live-reset")
             live_state = gr.State(None)
 
