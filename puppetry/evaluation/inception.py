@@ -26,6 +26,7 @@ from torch import nn
 
 from puppetry.errors import WeightsError
 from puppetry.evaluation.lpips import read_state_dict
+from puppetry.nn.weights import check_state_dict
 
 logger = logging.getLogger(__name__)
 
@@ -234,17 +235,7 @@ def load_inception(path: str | os.PathLike | None = None) -> FIDInceptionV3:
     model = FIDInceptionV3()
     expected = {k: v for k, v in model.state_dict().items() if not _skip_counter(k)}
     given = {k: v for k, v in state.items() if not _skip_counter(k)}
-    where = f"Inception weights '{file}'"
-    missing = [k for k in expected if k not in given]
-    if missing:
-        raise WeightsError(f"{where}: missing tensor(s) {', '.join(missing[:5])}")
-    extra = [k for k in given if k not in expected]
-    if extra:
-        raise WeightsError(f"{where}: unexpected tensor(s) {', '.join(extra[:5])}")
-    for k, ref in expected.items():
-        if not isinstance(given[k], torch.Tensor) or tuple(given[k].shape) != tuple(ref.shape):
-            shape = tuple(given[k].shape) if isinstance(given[k], torch.Tensor) else type(given[k]).__name__
-            raise WeightsError(f"{where}: '{k}' has shape {shape}, expected {tuple(ref.shape)}")
+    check_state_dict(given, expected, f"Inception weights '{file}'")
     model.load_state_dict(given, strict=False)
     logger.info("FID Inception loaded from %s", file)
     return model

@@ -30,6 +30,8 @@ import torch
 from torch import nn
 
 from puppetry.errors import WeightsError
+from puppetry.nn.weights import check_state_dict
+from puppetry.nn.weights import read_state_dict as read_weights
 
 logger = logging.getLogger(__name__)
 
@@ -125,20 +127,10 @@ def _to_tensor(frames: Sequence[np.ndarray]) -> torch.Tensor:
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """``torch.load(weights_only=True)`` on the CPU; any failure is a one-line WeightsError."""
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise WeightsError(f"cannot read weights '{path}': {exc.strerror or exc}") from None
-    if size > MAX_FILE_BYTES:
-        raise WeightsError(f"weights '{path}' are {size / 1e9:.1f} GB, larger than any AlexNet file")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's bad input
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WeightsError(f"cannot read weights '{path}': {first[:200]}") from None
-    if not isinstance(obj, dict) or not all(isinstance(k, str) for k in obj):
-        raise WeightsError(f"weights '{path}' are not a state dict (it holds a {type(obj).__name__})")
-    return obj
+    state = read_weights(path, "weights", MAX_FILE_BYTES)
+    if not all(isinstance(k, str) for k in state):
+        raise WeightsError(f"weights '{path}' are not a state dict (its keys are not names)")
+    return state
 
 
 def _weight_files(spec: str | os.PathLike | Sequence[str | os.PathLike] | None) -> tuple[list[Path], bool]:
@@ -176,20 +168,6 @@ def _trunk_from(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | Non
     return None
 
 
-def _check(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], where: str) -> None:
-    missing = [k for k in expected if k not in state]
-    if missing:
-        raise WeightsError(f"{where}: missing tensor(s) {', '.join(missing[:5])}")
-    extra = [k for k in state if k not in expected]
-    if extra:
-        raise WeightsError(f"{where}: unexpected tensor(s) {', '.join(extra[:5])}")
-    for k, ref in expected.items():
-        if not isinstance(state[k], torch.Tensor):
-            raise WeightsError(f"{where}: '{k}' is a {type(state[k]).__name__}, not a tensor")
-        if tuple(state[k].shape) != tuple(ref.shape):
-            raise WeightsError(f"{where}: '{k}' has shape {tuple(state[k].shape)}, expected {tuple(ref.shape)}")
-
-
 def load_lpips(spec: str | os.PathLike | Sequence[str | os.PathLike] | None = None) -> LPIPS:
     """Build :class:`LPIPS` and load its weights.
 
@@ -210,7 +188,7 @@ def load_lpips(spec: str | os.PathLike | Sequence[str | os.PathLike] | None = No
         state = read_state_dict(path)
         found = _trunk_from(state)
         if found is not None and trunk is None:
-            _check(found, trunk_ref, f"AlexNet trunk '{path}'")
+            check_state_dict(found, trunk_ref, f"AlexNet trunk '{path}'")
             rest = {k for k in state if not k.startswith(("features.", "net.", "classifier.", "lin",
                                                           "scaling_layer."))}
             if rest:
@@ -218,7 +196,7 @@ def load_lpips(spec: str | os.PathLike | Sequence[str | os.PathLike] | None = No
             trunk = found
         lin = {k: v for k, v in state.items() if k.startswith("lin")}
         if lin and heads is None:
-            _check(lin, heads_ref, f"LPIPS heads '{path}'")
+            check_state_dict(lin, heads_ref, f"LPIPS heads '{path}'")
             if found is None and len(lin) != len(state):
                 extra = sorted(k for k in state if not k.startswith("lin"))
                 raise WeightsError(f"LPIPS heads '{path}': unexpected tensor(s) {', '.join(extra[:5])}")

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from puppetry.errors import WeightsError
+from puppetry.nn.weights import check_state_dict, read_state_dict
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ BASE_FILES = {
 }
 RETARGETING_FILE = "retargeting_models/stitching_retargeting_module.pth"
 RETARGETING_PARTS = {"stitching": "retarget_shoulder", "lip": "retarget_mouth", "eyes": "retarget_eye"}
+# The LivePortraitModels attributes the release files fill, in file order.
+RELEASE_MODULES = (*BASE_FILES, *RETARGETING_PARTS)
 NESTINGS = ("", "liveportrait", "pretrained_weights/liveportrait")
 MAX_FILE_BYTES = 2 * 1024 ** 3
 
@@ -79,48 +82,39 @@ def find_checkpoint_dir(checkpoint_dir: str | os.PathLike | None = None) -> Path
 
 def read_checkpoint(path: Path) -> dict:
     """``torch.load`` with ``weights_only=True`` on the CPU; any failure is a one-line WeightsError."""
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise WeightsError(f"cannot read checkpoint '{path}': {exc.strerror or exc}") from None
-    if size > MAX_FILE_BYTES:
-        raise WeightsError(f"checkpoint '{path}' is {size / 1e9:.1f} GB, larger than any LivePortrait file")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt or hostile files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WeightsError(f"cannot read checkpoint '{path}': {first[:200]}") from None
-    if not isinstance(obj, dict):
-        raise WeightsError(f"checkpoint '{path}' is not a state dict (it holds a {type(obj).__name__})")
-    return obj
+    return read_state_dict(path, "checkpoint", MAX_FILE_BYTES)
 
 
 def load_strict(module: nn.Module, state: dict, where: str) -> None:
-    """Copy ``state`` into ``module``; every tensor must exist, match in shape and kind, and be used.
+    """Copy ``state`` into ``module``; every tensor must exist, match in shape and kind, and be finite.
 
     Raises:
         WeightsError naming the first offending tensors and ``where`` they came from.
     """
     own = module.state_dict()
-    missing = [k for k in own if k not in state]
-    extra = [k for k in state if k not in own]
-    if missing:
-        raise WeightsError(f"{where}: missing tensor(s) {', '.join(missing[:5])}"
-                           + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
-    if extra:
-        raise WeightsError(f"{where}: unexpected tensor(s) {', '.join(map(str, extra[:5]))}"
-                           + (f" and {len(extra) - 5} more" if len(extra) > 5 else ""))
+    check_state_dict(state, own, where)
     for name, ref in own.items():
         value = state[name]
-        if not isinstance(value, torch.Tensor):
-            raise WeightsError(f"{where}: '{name}' is a {type(value).__name__}, not a tensor")
-        if tuple(value.shape) != tuple(ref.shape):
-            raise WeightsError(f"{where}: '{name}' has shape {tuple(value.shape)}, expected {tuple(ref.shape)}")
         if value.is_floating_point() != ref.is_floating_point():
             raise WeightsError(f"{where}: '{name}' has dtype {value.dtype}, expected {ref.dtype}")
         if value.is_floating_point() and not torch.isfinite(value).all():
             raise WeightsError(f"{where}: '{name}' holds NaN or infinite values")
     module.load_state_dict({k: state[k].to(own[k].dtype) for k in own}, strict=True)
+
+
+def load_release(modules: dict[str, nn.Module], root: Path) -> None:
+    """Load the five release files from ``root`` into ``modules``, keyed like ``BASE_FILES`` and
+    ``RETARGETING_PARTS`` (appearance_feature_extractor, ..., stitching, lip, eyes); strict."""
+    for attr, rel in BASE_FILES.items():
+        load_strict(modules[attr], read_checkpoint(root / rel), rel)
+    parts = read_checkpoint(root / RETARGETING_FILE)
+    for attr, key in RETARGETING_PARTS.items():
+        if key not in parts or not isinstance(parts[key], dict):
+            raise WeightsError(f"{RETARGETING_FILE}: missing part '{key}' (has {', '.join(map(str, parts))})")
+        load_strict(modules[attr], strip_prefix(parts[key]), f"{RETARGETING_FILE}[{key}]")
+    extra = sorted(set(parts) - set(RETARGETING_PARTS.values()))
+    if extra:
+        raise WeightsError(f"{RETARGETING_FILE}: unexpected part(s) {', '.join(map(str, extra))}")
 
 
 def strip_prefix(state: dict, prefix: str = "module.") -> dict:

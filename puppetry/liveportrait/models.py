@@ -20,8 +20,7 @@ from torch import nn
 
 from puppetry.errors import WeightsError
 from puppetry.liveportrait.appearance_extractor import AppearanceFeatureExtractor
-from puppetry.liveportrait.checkpoints import (BASE_FILES, RETARGETING_FILE, RETARGETING_PARTS, find_checkpoint_dir,
-                                               load_strict, read_checkpoint, strip_prefix)
+from puppetry.liveportrait.checkpoints import RELEASE_MODULES, find_checkpoint_dir, load_release
 from puppetry.liveportrait.config import LivePortraitConfig
 from puppetry.liveportrait.kinematics import KeypointInfo, apply_stitching
 from puppetry.liveportrait.motion_extractor import MotionExtractor
@@ -95,16 +94,7 @@ class LivePortraitModels(nn.Module):
         runtime.resolved_device()                  # a bad device fails before the files are read
         root = find_checkpoint_dir(checkpoint_dir)
         models = cls()
-        for attr, rel in BASE_FILES.items():
-            load_strict(getattr(models, attr), read_checkpoint(root / rel), rel)
-        parts = read_checkpoint(root / RETARGETING_FILE)
-        for attr, key in RETARGETING_PARTS.items():
-            if key not in parts or not isinstance(parts[key], dict):
-                raise WeightsError(f"{RETARGETING_FILE}: missing part '{key}' (has {', '.join(map(str, parts))})")
-            load_strict(getattr(models, attr), strip_prefix(parts[key]), f"{RETARGETING_FILE}[{key}]")
-        extra = sorted(set(parts) - set(RETARGETING_PARTS.values()))
-        if extra:
-            raise WeightsError(f"{RETARGETING_FILE}: unexpected part(s) {', '.join(map(str, extra))}")
+        load_release({attr: getattr(models, attr) for attr in RELEASE_MODULES}, root)
         logger.info("loaded LivePortrait weights from %s", root)
         return models.configure(runtime)
 

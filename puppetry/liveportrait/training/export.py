@@ -17,8 +17,8 @@ import yaml
 from torch import nn
 
 from puppetry.errors import WeightsError
-from puppetry.liveportrait.checkpoints import (BASE_FILES, RETARGETING_FILE, RETARGETING_PARTS, find_checkpoint_dir,
-                                               load_strict, read_checkpoint, strip_prefix)
+from puppetry.liveportrait.checkpoints import (BASE_FILES, RELEASE_MODULES, RETARGETING_FILE, RETARGETING_PARTS,
+                                               find_checkpoint_dir, load_release)
 from puppetry.liveportrait.models import LivePortraitModels, RuntimeOptions
 from puppetry.liveportrait.training.config import ModelSettings, is_release_size, liveportrait_config
 from puppetry.liveportrait.training.networks import RELEASE_NAMES, RETARGETING_NAMES, build_motion_extractor
@@ -71,12 +71,6 @@ def load_exported(folder: str | Path, runtime: RuntimeOptions = RuntimeOptions()
             raise WeightsError(f"{cfg_file} is not a LivePortrait training config: {first}") from None
     models = LivePortraitModels(liveportrait_config(model))
     models.motion_extractor = build_motion_extractor(model)
-    for attr, rel in BASE_FILES.items():
-        load_strict(getattr(models, attr), read_checkpoint(root / rel), rel)
-    parts = read_checkpoint(root / RETARGETING_FILE)
-    for attr, key in RETARGETING_PARTS.items():
-        if not isinstance(parts.get(key), dict):
-            raise WeightsError(f"{RETARGETING_FILE}: missing part '{key}'")
-        load_strict(getattr(models, attr), strip_prefix(parts[key]), f"{RETARGETING_FILE}[{key}]")
+    load_release({attr: getattr(models, attr) for attr in RELEASE_MODULES}, root)
     models.eval().requires_grad_(False)
     return models.configure(runtime)

@@ -21,8 +21,7 @@ from torch import nn
 
 from puppetry.errors import WeightsError
 from puppetry.liveportrait.appearance_extractor import AppearanceFeatureExtractor
-from puppetry.liveportrait.checkpoints import (BASE_FILES, RETARGETING_FILE, RETARGETING_PARTS, find_checkpoint_dir,
-                                               load_strict, read_checkpoint, strip_prefix)
+from puppetry.liveportrait.checkpoints import find_checkpoint_dir, load_release
 from puppetry.liveportrait.config import MotionConfig
 from puppetry.liveportrait.motion_extractor import MotionExtractor
 from puppetry.liveportrait.retargeting import RetargetingMLP
@@ -119,13 +118,6 @@ def load_release_weights(nets: dict[str, nn.Module], m: ModelSettings, checkpoin
     if not is_release_size(m):
         raise WeightsError("init.checkpoint_dir needs the release's network sizes (drop the model.* overrides)")
     root = find_checkpoint_dir(checkpoint_dir)
-    for name, attr in RELEASE_NAMES.items():
-        rel = BASE_FILES[attr]
-        load_strict(nets[name], read_checkpoint(root / rel), rel)
-    parts = read_checkpoint(root / RETARGETING_FILE)
-    for name, attr in RETARGETING_NAMES.items():
-        key = RETARGETING_PARTS[attr]
-        if not isinstance(parts.get(key), dict):
-            raise WeightsError(f"{RETARGETING_FILE}: missing part '{key}'")
-        load_strict(nets[name], strip_prefix(parts[key]), f"{RETARGETING_FILE}[{key}]")
+    names = {**RELEASE_NAMES, **RETARGETING_NAMES}
+    load_release({attr: nets[name] for name, attr in names.items()}, root)
     logger.info("initialised F, M, W, G, S, R_eyes and R_lip from %s", root)
