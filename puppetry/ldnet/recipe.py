@@ -84,7 +84,6 @@ class LDNetRecipe(Recipe):
         torch.manual_seed(config.train.seed)           # identical initial weights on every process
         self.nets = build_networks(config.model, len(self.train_set.identities)).to(trainer.device)
         self.ddp: dict[str, nn.Module] = {}
-        self._sample_rng = np.random.default_rng(config.train.seed + 12345)
 
     def stages(self) -> list[Stage]:
         return [Stage("stage1", self.config.stage1.steps), Stage("stage2", self.config.stage2.steps)]
