@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 
@@ -98,3 +99,45 @@ def test_serve_refuses_a_busy_port_in_one_line(capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "pick another --port" in err[0]
     assert main(["serve", "--port", "70000"]) == 2
+
+
+def test_live_socket_streams_frames_and_refuses_bad_input(data):
+    """The live WebSocket: astronaut by token, real webcam frames in order, and one-line refusals."""
+    import json
+    import socket
+
+    from websockets.sync.client import connect
+
+    from puppetry.app.live_socket import ROUTE, encode_frame
+    from puppetry.app.server import serve
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = serve(AppConfig(live_size=256), "127.0.0.1", port, block=False)
+    try:
+        webcam = frames_of(str(data / "driving" / "d0.mp4"))[:12]
+        with connect(f"ws://127.0.0.1:{port}{ROUTE}", max_size=2 ** 23) as ws:
+            ws.send(json.dumps({"source": "/etc/passwd"}))              # only tokens the page issued are accepted
+            assert "unknown source" in json.loads(ws.recv(timeout=60))["error"]
+            ws.send(b"not an image")                                      # no source yet
+            assert json.loads(ws.recv(timeout=10)) == {"dropped": "no source yet"}
+            ws.send(json.dumps({"source": "astronaut"}))
+            assert json.loads(ws.recv(timeout=60)) == {"ok": True, "width": 256, "height": 256}
+            outs = []
+            for frame in webcam:
+                ws.send(encode_frame(frame))
+                reply = ws.recv(timeout=30)
+                assert isinstance(reply, bytes), reply
+                outs.append(cv2.imdecode(np.frombuffer(reply, np.uint8), cv2.IMREAD_COLOR).astype(int))
+            assert all(o.shape == (256, 256, 3) for o in outs)
+            assert max(np.abs(o - outs[0]).mean() for o in outs) > 0.5    # the astronaut follows d0
+            ws.send(b"\xff\xd8 broken jpeg")
+            assert "not a JPEG or PNG" in json.loads(ws.recv(timeout=10))["dropped"]
+            ws.send(encode_frame(np.zeros((240, 320, 3), np.uint8)))       # a face-less frame keeps the last pose
+            assert isinstance(ws.recv(timeout=30), bytes)
+            ws.send(json.dumps({"reset": True}))
+            ws.send(encode_frame(webcam[0]))
+            assert isinstance(ws.recv(timeout=30), bytes)
+    finally:
+        app.close()

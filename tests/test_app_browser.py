@@ -7,6 +7,7 @@ a free port for the whole module. Missing infrastructure fails the tests; nothin
 
 from __future__ import annotations
 
+import base64
 import importlib
 import io
 import os
@@ -368,23 +369,32 @@ def test_two_pages_render_their_own_sources(new_page, tmp_path):
 
 
 def test_live_mode_streams_the_animated_source(new_page):
-    """A fake webcam (d0.mp4) streams in; the animated astronaut streams out and moves."""
+    """A fake webcam (d0.mp4) streams over the live socket; the animated astronaut streams back and moves."""
     page = new_page()
     page.get_by_role("tab", name="Live").click()
-    page.locator("#live-webcam").click()
-    page.locator("#live-webcam button[aria-label='capture photo']").click()
-    sources: list[str] = []
-    start = time.monotonic()
-    while time.monotonic() - start < 8 and len(sources) < 12:
-        img = page.locator("#live-output img")
-        src = img.first.get_attribute("src") if img.count() else None
-        if src and (not sources or src != sources[-1]):
-            sources.append(src)
-        page.wait_for_timeout(20)
-    assert len(sources) >= 8, f"only {len(sources)} live frames arrived in 8 s"
-    first, last = (np.asarray(Image.open(io.BytesIO(page.request.get(s).body())).convert("RGB")).astype(int)
-                   for s in (sources[1], sources[-1]))
-    assert first.shape == last.shape and max(first.shape[:2]) == 384          # the live size
-    moved = [np.abs(np.asarray(Image.open(io.BytesIO(page.request.get(s).body())).convert("RGB")).astype(int)
-                    - first).mean() for s in sources[2:]]
-    assert max(moved) > 0.3                                                  # the source follows the webcam
+    page.locator("#live-start").click()
+    page.wait_for_function("() => window.puppetryLive.frames >= 3 || window.puppetryLive.error",
+                           timeout=UI_TIMEOUT_MS)
+    assert page.evaluate("window.puppetryLive.error") is None
+    grab = "() => document.getElementById('live-canvas').toDataURL('image/png')"
+    shots = []
+    for _ in range(6):
+        page.wait_for_timeout(400)
+        data = page.evaluate(grab)
+        shots.append(np.asarray(Image.open(io.BytesIO(base64.b64decode(data.split(",", 1)[1]))).convert("RGB"))
+                     .astype(int))
+    live = page.evaluate("({...window.puppetryLive})")
+    assert live["frames"] >= 10 and live["dropped"] == 0, live
+    assert shots[0].shape == shots[-1].shape and max(shots[0].shape[:2]) == 384      # the live size
+    moved = [np.abs(s - shots[0]).mean() for s in shots[1:]]
+    assert max(moved) > 0.3, moved                                                  # the source follows the webcam
+    # Reset and Stop act: frames keep coming after Reset, and stop after Stop.
+    page.locator("#live-reset").click()
+    before = page.evaluate("window.puppetryLive.frames")
+    page.wait_for_timeout(600)
+    assert page.evaluate("window.puppetryLive.frames") > before
+    page.locator("#live-stop").click()
+    page.wait_for_timeout(300)
+    stopped = page.evaluate("window.puppetryLive.frames")
+    page.wait_for_timeout(600)
+    assert page.evaluate("window.puppetryLive.frames") == stopped

@@ -3,21 +3,28 @@
 The layout only wires widgets to :mod:`puppetry.app.sessions`. Element ids (``elem_id``) are stable
 names for scripts and the browser tests: source, use-astronaut, driving, motion, driving-webcam,
 engine, mode, region, multiplier, concat, stitching, paste-back, checkpoint-dir, apply-controls, eyes,
-lips, yaw, pitch, roll, preview, run, result, status, live-webcam, live-output, live-reset.
+lips, yaw, pitch, roll, preview, run, result, status; live mode: live-start, live-stop, live-reset,
+live-video (the webcam), live-canvas (the animated source), live-status, live-token.
+
+Live mode does not use Gradio's event queue: ``live.js`` streams webcam JPEGs over the WebSocket of
+:mod:`puppetry.app.live_socket` (mounted at ``/live/ws`` by :func:`serve`), which answers each with the
+animated source. The page's source reaches the socket as an opaque token (``live-token``).
 """
 
 from __future__ import annotations
 
+import html
 import logging
 import os
+from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")      # the app never phones home
 
 import gradio as gr  # noqa: E402
-import numpy as np
 
-from puppetry.app.sessions import (ASTRONAUT, AppConfig, LiveSession, PreviewCache, RenderSettings, message,
-                                   render_preview, run_render, slider_controls)
+from puppetry.app.live_socket import ROUTE, LiveEndpoint, SourceTokens
+from puppetry.app.sessions import (ASTRONAUT, AppConfig, PreviewCache, RenderSettings, message, render_preview,
+                                   run_render, slider_controls)
 from puppetry.engines.registry import available_engines
 from puppetry.motion.procedural import MOTIONS
 from puppetry.motion.regions import REGIONS
@@ -26,6 +33,27 @@ logger = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
 NO_MOTION = "(none)"
+LIVE_JS = (Path(__file__).with_name("live.js")).read_text(encoding="utf-8")
+LIVE_PANEL = """
+<div style="display:flex;gap:12px;flex-wrap:wrap;align-items:flex-start">
+  <figure style="margin:0"><video id="live-video" autoplay muted playsinline
+     style="width:320px;max-width:100%;background:#222"></video><figcaption>Webcam</figcaption></figure>
+  <figure style="margin:0"><canvas id="live-canvas" width="384" height="384"
+     style="max-width:100%;background:#222"></canvas><figcaption>Animated</figcaption></figure>
+</div>
+<div style="margin-top:8px">
+  <button id="live-start" class="lg primary">Start</button>
+  <button id="live-stop" class="lg secondary">Stop</button>
+  <button id="live-reset" class="lg secondary">Reset</button>
+  <span id="live-status" style="margin-left:12px"></span>
+</div>
+"""
+
+
+def _token_html(token: str) -> str:
+    return f'<span id="live-token" data-token="{html.escape(token, quote=True)}"></span>'
+
+
 INTRO = ("Upload a portrait (or pick the astronaut), drive it with a video, an image, a motion template, a "
          "built-in motion or your webcam, and press **Run**. The sliders change the still preview at once.")
 
@@ -38,12 +66,16 @@ def _settings(engine, mode, region, multiplier, concat, stitching, paste_back, c
                           checkpoint_dir=checkpoint_dir or "", controls=controls)
 
 
-def build_app(config: AppConfig = AppConfig()) -> gr.Blocks:
-    """The page (not yet launched)."""
+def build_app(config: AppConfig = AppConfig(), tokens: SourceTokens | None = None) -> gr.Blocks:
+    """The page (not yet launched); ``tokens`` names sources for the live socket."""
     cache = PreviewCache(max_size=config.preview_size)
+    tokens = tokens if tokens is not None else SourceTokens()
 
     def on_source(path):
-        return path, "" if path else "Upload a portrait or pick the astronaut."
+        return path, "" if path else "Upload a portrait or pick the astronaut.", _token_html(tokens.issue(path))
+
+    def on_astronaut():
+        return ASTRONAUT, None, _token_html(ASTRONAUT)
 
     def on_preview(source, engine, checkpoint_dir, eyes, lips, yaw, pitch, roll):
         try:
@@ -61,25 +93,7 @@ def build_app(config: AppConfig = AppConfig()) -> gr.Blocks:
         except Exception as exc:
             return None, f"**Error:** {message(exc, [source, driving])}"
 
-    def on_live(frame, source, session):
-        if frame is None:
-            return None, session
-        try:
-            if session is None or session.source != source:
-                if session is not None:
-                    session.close()
-                session = LiveSession(source or ASTRONAUT, config.live_size)
-            return session.process(np.asarray(frame)), session
-        except Exception as exc:
-            logger.warning("live frame dropped: %s", message(exc))
-            return None, session
-
-    def on_live_reset(session):
-        if session is not None:
-            session.reset()
-        return session
-
-    with gr.Blocks(title="puppetry") as app:
+    with gr.Blocks(title="puppetry", head=f"<script>{LIVE_JS}</script>") as app:
         gr.Markdown("# puppetry\n" + INTRO)
         source = gr.State(ASTRONAUT)
         with gr.Tab("Animate"):
@@ -123,29 +137,22 @@ def build_app(config: AppConfig = AppConfig()) -> gr.Blocks:
         with gr.Tab("Live"):
             gr.Markdown("Your webcam drives the source portrait (warp engine) in real time. Look straight at the "
                         "camera at first: that frame is the rest pose; **Reset** takes a new one.")
-            with gr.Row():
-                live_in = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam",
-                                   elem_id="live-webcam", webcam_constraints={"video": {"width": 640, "height": 480}})
-                live_out = gr.Image(label="Animated", type="numpy", format="jpeg", elem_id="live-output")
-            live_reset = gr.Button("Reset", elem_id="live-reset")
-            live_state = gr.State(None)
+            gr.HTML(LIVE_PANEL, padding=False)
+            live_token = gr.HTML(_token_html(ASTRONAUT), elem_id="live-token-holder", padding=False)
 
         sliders = [eyes, lips, yaw, pitch, roll]
         preview_inputs = [source, engine, checkpoint_dir, *sliders]
         # Previews run one at a time in the order asked for, so a late one never overwrites a newer one.
         in_order = dict(concurrency_id="preview", concurrency_limit=1)
-        source_file.change(on_source, [source_file], [source, status]).then(
+        source_file.change(on_source, [source_file], [source, status, live_token]).then(
             on_preview, preview_inputs, [preview, status], **in_order)
-        astronaut.click(lambda: (ASTRONAUT, None), None, [source, source_file]).then(
+        astronaut.click(on_astronaut, None, [source, source_file, live_token]).then(
             on_preview, preview_inputs, [preview, status], **in_order)
         for s in sliders:
             s.release(on_preview, preview_inputs, [preview, status], **in_order)
         options = [engine, mode, region, multiplier, concat, stitching, paste_back, checkpoint_dir, apply_controls,
                    *sliders]
         run.click(on_run, [source, driving_file, webcam_video, motion, *options], [result, status])
-        live_in.stream(on_live, [live_in, source, live_state], [live_out, live_state], stream_every=0.05,
-                       concurrency_limit=None)
-        live_reset.click(on_live_reset, [live_state], [live_state])
         app.load(on_preview, preview_inputs, [preview, status], **in_order)
     app.queue(default_concurrency_limit=config.concurrency, max_size=config.queue_size)
     return app
@@ -153,8 +160,12 @@ def build_app(config: AppConfig = AppConfig()) -> gr.Blocks:
 
 def serve(config: AppConfig = AppConfig(), host: str = "127.0.0.1", port: int = 7860, share: bool = False,
           block: bool = True) -> gr.Blocks:
-    """Build and launch the page (``puppetry serve``)."""
-    app = build_app(config)
+    """Build and launch the page (``puppetry serve``) with the live socket at ``/live/ws``."""
+    tokens = SourceTokens()
+    app = build_app(config, tokens)
     app.launch(server_name=host, server_port=port, share=share, max_file_size=f"{config.max_upload_mb}mb",
-               prevent_thread_lock=not block, show_error=True, quiet=True)
+               prevent_thread_lock=True, show_error=True, quiet=True)
+    app.app.add_api_websocket_route(ROUTE, LiveEndpoint(config, tokens))
+    if block:
+        app.block_thread()
     return app

@@ -22,13 +22,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--compile", action="store_true", help="liveportrait: torch.compile W and G")
     p.add_argument("--live", action="store_true",
                    help="time the web app's live mode (warp engine) at source sizes 256, 384 and 512 instead")
+    p.add_argument("--live-browser", action="store_true",
+                   help="time live mode end to end in headless Chromium (fake 30 fps webcam from --driving) at "
+                        "source sizes 256, 384 and 512; needs playwright and Chromium")
+    p.add_argument("--chromium", default="/usr/bin/chromium", help="--live-browser: the Chromium executable")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from puppetry.benchmark import run_benchmark
 
-    if args.live:
+    if args.live or args.live_browser:
         return run_live(args)
     options = {k: getattr(args, k) for k in ("checkpoint_dir", "device", "precision") if getattr(args, k) is not None}
     if args.compile:
@@ -50,6 +54,10 @@ def run_live(args: argparse.Namespace) -> int:
         raise ValueError("--live times the warp engine (the engine of the app's live mode)")
     with tempfile.TemporaryDirectory() as tmp:
         driving = args.driving or demo_driving(tmp)
+        if args.live_browser:
+            from puppetry.app.browser_bench import run_browser_benchmark, table as browser_table
+            print(browser_table(run_browser_benchmark(driving, chromium=args.chromium)))
+            return 0
         rows = run_live_benchmark(driving, source=args.source, frames=args.frames, warmup=max(args.warmup, 5))
     print(table(rows))
     return 0
