@@ -117,10 +117,11 @@ def build_app(config: AppConfig = AppConfig(), tokens: SourceTokens | None = Non
                 region = gr.Dropdown(list(REGIONS), value="all", label="Region", elem_id="region")
                 multiplier = gr.Slider(0, 2, value=1, step=0.05, label="Multiplier", elem_id="multiplier")
                 concat = gr.Checkbox(False, label="driving | source | result", elem_id="concat")
-            with gr.Accordion("LivePortrait options", open=False):
+            with gr.Accordion("LivePortrait and wg-GAN options", open=False):
                 stitching = gr.Checkbox(True, label="Stitching", elem_id="stitching")
                 paste_back = gr.Checkbox(True, label="Paste back into the full image", elem_id="paste-back")
-                checkpoint_dir = gr.Textbox(label="Weights folder (default: $PUPPETRY_LIVEPORTRAIT_DIR)",
+                checkpoint_dir = gr.Textbox(label="Weights folder: LivePortrait's (default: $PUPPETRY_LIVEPORTRAIT_DIR), "
+                                                  "or for wggan one holding wggan.pt and hrhgan.pt",
                                             elem_id="checkpoint-dir")
             with gr.Row():
                 eyes = gr.Slider(0, 1, value=1, step=0.05, label="Eyes open (1: as in the source)", elem_id="eyes")

@@ -75,6 +75,8 @@ class RenderSettings:
             engine_options = {"stitching": self.stitching, "paste_back": self.paste_back}
             if self.checkpoint_dir.strip():
                 engine_options["checkpoint_dir"] = self.checkpoint_dir.strip()
+        elif self.engine == "wggan" and self.checkpoint_dir.strip():
+            engine_options = {"weights_dir": self.checkpoint_dir.strip()}     # holds wggan.pt and hrhgan.pt
         return AnimateOptions(engine=self.engine, relative=self.relative, region=self.region,
                               multiplier=float(self.multiplier), concat=self.concat, controls=self.controls,
                               max_size=max_size, max_frames=max_frames, progress=True,
@@ -143,9 +145,7 @@ def render_preview(cache: PreviewCache, source: str | None, settings: RenderSett
         raise MediaError("upload a portrait first (or pick the astronaut)")
     if is_video_path(source):
         raise MediaError("the preview works on still portraits; a source video is animated with Run")
-    opts = (settings.engine,)
-    if settings.engine == "liveportrait":
-        opts += tuple(sorted(settings.options().engine_options.items()))
+    opts = (settings.engine,) + tuple(sorted(settings.options().engine_options.items()))
     animator, lock = cache.get(source, opts)
     with lock:
         animator.reset()

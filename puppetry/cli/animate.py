@@ -48,9 +48,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     wp.add_argument("--retarget", choices=("ldnet",),
                     help="give the driving landmarks the source's identity first (ldnet: a trained LD-Net)")
     wp.add_argument("--ldnet-weights", help="LD-Net weights, RUN/ldnet.pt (default: $PUPPETRY_LDNET_WEIGHTS)")
+    wg = p.add_argument_group("wggan engine (needs weights from puppetry train wggan / hrhgan)")
+    wg.add_argument("--wggan-weights", help="wg-GAN weights, RUN/wggan.pt (default: $PUPPETRY_WGGAN_WEIGHTS)")
+    wg.add_argument("--hrhgan-weights", help="hrh-GAN weights, RUN/hrhgan.pt (default: $PUPPETRY_HRHGAN_WEIGHTS)")
+    wg.add_argument("--no-temporal", action="store_true",
+                    help="do not blend each frame's mouth with the previous frame's (Sec. 5.2)")
     lp = p.add_argument_group("liveportrait engine (needs the release weights)")
     lp.add_argument("--checkpoint-dir", help="LivePortrait weights folder (default: $PUPPETRY_LIVEPORTRAIT_DIR)")
-    lp.add_argument("--device", help="cpu (default), cuda, cuda:N or auto")
+    lp.add_argument("--device", help="cpu (default), cuda, cuda:N or auto (liveportrait and wggan)")
     lp.add_argument("--precision", choices=("fp32", "fp16", "bf16"), help="fp16/bf16 autocast on CUDA")
     lp.add_argument("--compile", action="store_true", help="torch.compile the warping module and decoder")
     lp.add_argument("--batch-size", type=int, help="driving frames per network call (default 1)")
@@ -76,6 +81,7 @@ LIVEPORTRAIT_SWITCHES = {
 
 
 WARP_FLAGS = {"retarget": "retarget", "ldnet_weights": "ldnet_weights"}
+WGGAN_FLAGS = {"wggan_weights": "wggan_weights", "hrhgan_weights": "hrhgan_weights"}
 
 
 def engine_options(args: argparse.Namespace) -> dict:
@@ -85,13 +91,22 @@ def engine_options(args: argparse.Namespace) -> dict:
         if args.engine != "warp":
             raise ValueError("--retarget and --ldnet-weights apply to --engine warp")
         return warp
+    wggan = {key: getattr(args, flag) for flag, key in WGGAN_FLAGS.items() if getattr(args, flag, None) is not None}
+    if getattr(args, "no_temporal", False):
+        wggan["temporal"] = False
+    if args.engine == "wggan":
+        if args.device is not None:
+            wggan["device"] = args.device
+            args = argparse.Namespace(**{**vars(args), "device": None})
+    elif wggan:
+        raise ValueError("--wggan-weights, --hrhgan-weights and --no-temporal apply to --engine wggan")
     opts = {key: getattr(args, flag) for flag, key in LIVEPORTRAIT_FLAGS.items() if getattr(args, flag) is not None}
     opts.update({key: value for flag, (key, value) in LIVEPORTRAIT_SWITCHES.items() if getattr(args, flag)})
     if opts and args.engine != "liveportrait":
         names = ", ".join("--" + f.replace("_", "-") for f in list(LIVEPORTRAIT_FLAGS) + list(LIVEPORTRAIT_SWITCHES)
                           if getattr(args, f) not in (None, False))
         raise ValueError(f"{names} only apply to --engine liveportrait")
-    return opts
+    return {**opts, **wggan}
 
 
 def run(args: argparse.Namespace) -> int:

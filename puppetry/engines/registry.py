@@ -19,9 +19,15 @@ def _liveportrait(transfer: TransferOptions, **kwargs) -> Engine:
     return LivePortraitEngine(transfer, LivePortraitConfig(**kwargs))
 
 
+def _wggan(transfer: TransferOptions, **kwargs) -> Engine:
+    from puppetry.wggan.engine import WgGanConfig, WgGanEngine
+    return WgGanEngine(transfer, WgGanConfig(**kwargs))
+
+
 ENGINES: dict[str, Callable[..., Engine]] = {
     "warp": _warp,
     "liveportrait": _liveportrait,
+    "wggan": _wggan,
 }
 
 

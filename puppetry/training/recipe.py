@@ -84,10 +84,22 @@ def _liveportrait() -> type[Recipe]:
     return LivePortraitRecipe
 
 
+def _wggan() -> type[Recipe]:
+    from puppetry.wggan.refinement_recipe import WgGanRecipe
+    return WgGanRecipe
+
+
+def _hrhgan() -> type[Recipe]:
+    from puppetry.wggan.completion_recipe import HrhGanRecipe
+    return HrhGanRecipe
+
+
 # Methods with a training recipe. Methods of later issues add theirs here.
 METHODS: dict[str, Callable[[], type[Recipe]]] = {
     "ldnet": _ldnet,
     "liveportrait": _liveportrait,
+    "wggan": _wggan,
+    "hrhgan": _hrhgan,
 }
 
 # Methods that exist but have nothing to train, with the reason.

@@ -184,6 +184,11 @@ class WarpEngine(Engine):
         return FacePose(e, target.rotation, target.scale, target.center)
 
     def render(self, state: WarpState, frame: DrivingFrame) -> np.ndarray:
+        return self.render_with_targets(state, frame)[0]
+
+    def render_with_targets(self, state: WarpState, frame: DrivingFrame) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The warped frame and each source face's target landmarks (``478 x 3`` source pixels), which
+        engines built on the warp (wg-GAN) refine further."""
         t0 = time.perf_counter()
         targets = [self.target_face(rig, frame, state, i) for i, rig in enumerate(state.rigs)]
         moved = np.concatenate([r.points(t)[k] for r, t, k in zip(state.rigs, targets, state.keep)]
@@ -192,12 +197,12 @@ class WarpEngine(Engine):
         t1 = time.perf_counter()
         out = state.mesh.warp(state.image, xy, moved[:, 2])
         t2 = time.perf_counter()
+        points = [compose(t.expression, t.rotation, t.scale, t.center) for t in targets]
         if self.config.mouth_fill:
-            for mouth, target in zip(state.mouths, targets):
-                points = compose(target.expression, target.rotation, target.scale, target.center)[:, :2]
-                mouth.fill(out, points, frame.image, frame.landmarks)
+            for mouth, p in zip(state.mouths, points):
+                mouth.fill(out, p[:, :2], frame.image, frame.landmarks)
         t3 = time.perf_counter()
         self._times["motion"] += t1 - t0
         self._times["warp"] += t2 - t1
         self._times["mouth"] += t3 - t2
-        return out
+        return out, points
