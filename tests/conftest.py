@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -54,3 +55,15 @@ def models(release_dir):
     from puppetry.liveportrait.models import LivePortraitModels
 
     return LivePortraitModels.from_checkpoints(release_dir)
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """One intra-op torch thread for a module of tiny networks: they run thousands of small ops, and on a
+    busy 2-core machine several threads mostly wait on each other (a many-fold slowdown)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

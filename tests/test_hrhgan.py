@@ -27,13 +27,7 @@ SCHEDULE = {"mse128": 60, "discriminator128": 30, "joint128": 30, "grow256": 60,
             "finetune256": 20}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny networks run many small ops: one intra-op thread avoids threads waiting on each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")     # conftest.py: tiny networks, one thread
 
 
 @pytest.fixture(scope="module")

@@ -30,14 +30,7 @@ TINY = ["model.input_size=32", "model.block_expansion=8", "model.max_features=32
 STEPS = (6, 4)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The tiny networks run thousands of small ops: one intra-op thread costs little on an idle machine and
-    avoids a many-fold slowdown when other processes keep a core busy (threads then wait on each other)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")     # conftest.py: tiny networks, one thread
 
 
 @pytest.fixture(scope="module")

@@ -28,13 +28,7 @@ TINY = ["model.size=64", "model.width=[8,16,16]", "model.res_blocks=2", "model.d
 # balance the paper's 0.004 has at 256.
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny networks run many small ops: one intra-op thread avoids threads waiting on each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")     # conftest.py: tiny networks, one thread
 
 
 @pytest.fixture(scope="module")

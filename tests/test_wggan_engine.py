@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from puppetry.cli import main
 from puppetry.media.video import VideoReader, probe_video
@@ -27,12 +26,7 @@ HRH = ["model.width=0.25", "model.base_size=32", "train.batch_size=2", "train.de
        "schedule.joint128=1", "schedule.grow256=3", "schedule.discriminator256=1", "schedule.finetune256=2"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")     # conftest.py: tiny networks, one thread
 
 
 def _sets(options: list[str]) -> list[str]:
