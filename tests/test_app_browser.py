@@ -26,6 +26,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from puppetry.app.browser_bench import write_fake_webcam
+
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 S1 = DATA / "portraits" / "s1.jpg"
 S2 = DATA / "portraits" / "s2.jpg"
@@ -161,28 +163,11 @@ def server(tmp_path_factory) -> Iterator[Server]:
         srv.stop()
 
 
-def _fake_webcam(path: Path, frames: int = 60) -> Path:
-    """The first frames of d0.mp4 as a .y4m file, which Chromium plays as its webcam."""
-    import av
-
-    with av.open(str(DATA / "driving" / "d0.mp4")) as inp, av.open(str(path), "w", format="yuv4mpegpipe") as out:
-        stream = out.add_stream("rawvideo", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 512, 512, "yuv420p"
-        for i, frame in enumerate(inp.decode(video=0)):
-            if i >= frames:
-                break
-            for packet in stream.encode(frame.reformat(format="yuv420p")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
-
-
 @pytest.fixture(scope="module")
 def browser(server, tmp_path_factory) -> Iterator[Any]:
     executable = _ensure_chromium()
     sync_api = _ensure_playwright()
-    webcam = _fake_webcam(tmp_path_factory.mktemp("webcam") / "d0.y4m")
+    webcam = write_fake_webcam(str(D0), tmp_path_factory.mktemp("webcam") / "d0.y4m", frames=60)
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=executable, args=[
             "--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",

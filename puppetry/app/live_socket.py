@@ -22,6 +22,7 @@ a client can never make the server read a path of its choosing.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import secrets
@@ -30,6 +31,7 @@ from collections import OrderedDict
 
 import cv2
 import numpy as np
+from PIL import Image
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from puppetry.app.sessions import ASTRONAUT, AppConfig, LiveSession, message
@@ -70,16 +72,24 @@ class SourceTokens:
 
 
 def decode_frame(data: bytes) -> np.ndarray:
-    """A webcam frame (JPEG or PNG bytes) as ``H x W x 3`` uint8 RGB; ValueError when it is not one."""
+    """A webcam frame (JPEG or PNG bytes) as ``H x W x 3`` uint8 RGB; ValueError when it is not one.
+
+    The size in the header is checked before any pixel is decoded.
+    """
     if len(data) > MAX_FRAME_BYTES:
         raise ValueError(f"frame of {len(data) // 1024} KB is larger than {MAX_FRAME_BYTES // 1024 // 1024} MB")
-    buf = np.frombuffer(data, np.uint8)
-    header = cv2.imdecode(buf, cv2.IMREAD_REDUCED_COLOR_8) if len(data) > 0 else None
-    if header is None:
+    try:
+        with Image.open(io.BytesIO(data)) as header:
+            kind, (w, h) = header.format, header.size
+    except (OSError, ValueError, Image.DecompressionBombError):
+        kind, w, h = None, 0, 0
+    if kind not in ("JPEG", "PNG"):
         raise ValueError("the frame is not a JPEG or PNG image")
-    if header.shape[0] * header.shape[1] * 64 > MAX_FRAME_PIXELS:
+    if w * h > MAX_FRAME_PIXELS:
         raise ValueError(f"frame larger than {MAX_FRAME_PIXELS} pixels")
-    bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError("the frame is a damaged JPEG or PNG image")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 

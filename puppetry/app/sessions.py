@@ -187,16 +187,10 @@ class LiveSession:
     def __init__(self, source: str, max_size: int = 384):
         self.source = source
         self.animator = Animator(source, AnimateOptions(engine="warp", max_size=max_size, progress=False))
-        self.frames = 0
-        self.seconds = 0.0
 
     def process(self, frame: np.ndarray) -> np.ndarray:
         """Animate one webcam frame (``H x W x 3`` uint8 RGB)."""
-        t0 = time.perf_counter()
-        out = self.animator.render(np.ascontiguousarray(frame[..., :3]))
-        self.seconds += time.perf_counter() - t0
-        self.frames += 1
-        return out
+        return self.animator.render(np.ascontiguousarray(frame[..., :3]))
 
     def reset(self) -> None:
         """The next webcam frame becomes the rest pose."""

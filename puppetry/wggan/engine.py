@@ -46,10 +46,10 @@ class WgGanConfig:
     """Settings of the wg-GAN engine.
 
     Attributes:
-        wggan_weights: ``RUN/wggan.pt`` of ``puppetry train wggan``; None reads ``$PUPPETRY_WGGAN_WEIGHTS``
-            or ``weights_dir/wggan.pt``.
-        hrhgan_weights: ``RUN/hrhgan.pt`` of ``puppetry train hrhgan``; None reads ``$PUPPETRY_HRHGAN_WEIGHTS``
-            or ``weights_dir/hrhgan.pt``.
+        wggan_weights: ``RUN/wggan.pt`` of ``puppetry train wggan``; None reads ``weights_dir/wggan.pt``,
+            else ``$PUPPETRY_WGGAN_WEIGHTS``.
+        hrhgan_weights: ``RUN/hrhgan.pt`` of ``puppetry train hrhgan``; None reads ``weights_dir/hrhgan.pt``,
+            else ``$PUPPETRY_HRHGAN_WEIGHTS``.
         weights_dir: a folder holding both files (the web app's weights folder).
         device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``.
         temporal: blend each frame's mouth with the previous one's (Sec. 5.2).
@@ -72,7 +72,7 @@ class WgGanConfig:
         found = []
         for given, env, name, method in ((self.wggan_weights, WGGAN_ENV, "wggan.pt", "wggan"),
                                          (self.hrhgan_weights, HRHGAN_ENV, "hrhgan.pt", "hrhgan")):
-            path = given or os.environ.get(env) or (str(Path(self.weights_dir) / name) if self.weights_dir else None)
+            path = given or (str(Path(self.weights_dir) / name) if self.weights_dir else None) or os.environ.get(env)
             if not path:
                 raise WeightsError(
                     f"--engine wggan needs trained weights: pass --{method}-weights RUN/{name} (written by "
@@ -147,20 +147,18 @@ class WgGanEngine(Engine):
     def _refine(self, image: np.ndarray, rest: list[np.ndarray], targets: list[np.ndarray]) -> None:
         """Step 2-3 for every face at once (batched), pasted into ``image`` in place."""
         size = self.refiner.size
-        crops, maps, masks, faces, keeps = [], [], [], [], []
+        crops, maps, masks, faces = [], [], [], []
         for lm0, lm in zip(rest, targets):
             face = rectify(lm, size)
             points = face.points(lm)
             hole = inner_mouth_mask(points, size, self.config.mouth_grow)
-            keep = face_mask(points, size) * (1.0 - hole)
             crops.append(np.clip(face.cut(image) * (1.0 - hole)[..., None] + 0.5, 0, 255).astype(np.uint8))
             maps.append(displacement_map(lm0, lm, self.refiner.statistics, size))
-            masks.append(keep)
+            masks.append(face_mask(points, size) * (1.0 - hole))
             faces.append(face)
-            keeps.append(keep)
         refined = self.refiner(self._tensor(crops), torch.from_numpy(np.stack(maps)),
                                torch.from_numpy(np.stack(masks))[:, None])
-        for crop, face, keep in zip(self._images(refined), faces, keeps):
+        for crop, face, keep in zip(self._images(refined), faces, masks):
             paste(image, crop, face, keep, self.config.feather)
 
     def _hallucinate(self, image: np.ndarray, targets: list[np.ndarray], blenders: list[MouthBlender]) -> None:
