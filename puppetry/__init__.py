@@ -10,7 +10,8 @@ Quick use::
 
 from puppetry.errors import MediaError, MotionError, NoFaceError, PuppetryError, WeightsError
 from puppetry.motion.controls import Controls
-from puppetry.pipeline.animate import AnimateOptions, AnimationResult, Animator, animate
+from puppetry.pipeline.animate import AnimateOptions, Animator, animate
+from puppetry.pipeline.frame_sink import AnimationResult
 from puppetry.pipeline.driving import extract_motion
 
 __version__ = "0.1.0"

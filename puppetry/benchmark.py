@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 
 from puppetry.engines.base import DrivingFrame
-from puppetry.engines.registry import create_engine
+from puppetry.methods.registry import DEFAULT_ENGINE, create_engine
 from puppetry.face.smoothing import OneEuroConfig
 from puppetry.media.video import VideoReader
 from puppetry.media.writer import VideoWriter
@@ -73,7 +73,7 @@ def _warm_up(eng, state, driving: str, frames: int) -> None:
 
 
 def run_benchmark(source: str = "astronaut", driving: str | None = None, max_frames: int = 180,
-                  engine: str = "warp", engine_options: dict | None = None, warmup: int = 0) -> BenchResult:
+                  engine: str = DEFAULT_ENGINE, engine_options: dict | None = None, warmup: int = 0) -> BenchResult:
     """Time the animation loop stage by stage (see module docstring).
 
     Args:

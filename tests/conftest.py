@@ -52,7 +52,7 @@ def release_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def models(release_dir):
     """LivePortrait networks loaded from :func:`release_dir` (strict loading)."""
-    from puppetry.liveportrait.models import LivePortraitModels
+    from puppetry.methods.liveportrait.models import LivePortraitModels
 
     return LivePortraitModels.from_checkpoints(release_dir)
 

@@ -18,8 +18,8 @@ import torch.distributed as dist
 
 
 def grads(out: str) -> None:
-    from puppetry.ldnet.config import LDNetModel
-    from puppetry.ldnet.networks import Generator
+    from puppetry.methods.ldnet.config import LDNetModel
+    from puppetry.methods.ldnet.networks import Generator
     from puppetry.training.distributed import init_distributed, shutdown_distributed, wrap_ddp
 
     ctx = init_distributed("cpu")
@@ -48,10 +48,11 @@ def grads(out: str) -> None:
 
 
 def train(out: str, data: str, stop: str, resume: str, *overrides: str) -> None:
+    from puppetry.methods.registry import get_recipe
     from puppetry.training.distributed import shutdown_distributed
     from puppetry.training.trainer import Trainer
 
-    trainer = Trainer("ldnet", data, out, None, list(overrides), resume == "1",
+    trainer = Trainer(get_recipe("ldnet"), data, out, None, list(overrides), resume == "1",
                       None if stop == "-" else int(stop))
     trainer.fit()
     torch.save({k: v.state_dict() for k, v in trainer.recipe.nets.items()}, f"{out}/rank{trainer.ctx.rank}.pt")

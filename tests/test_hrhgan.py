@@ -62,8 +62,8 @@ def series(rows: list[dict], stage: str, key: str) -> np.ndarray:
 
 def face_sample(dataset: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
     """A real rectified face crop with an open mouth (uint8) and its hole, unaugmented."""
-    from puppetry.wggan.completion_config import HrhGanData
-    from puppetry.wggan.mouth_samples import MouthSampler
+    from puppetry.methods.wggan.completion_config import HrhGanData
+    from puppetry.methods.wggan.mouth_samples import MouthSampler
 
     sampler = MouthSampler(dataset, HrhGanData())
     clip, t = sampler.draw(np.random.default_rng(1), 1)[0]
@@ -74,9 +74,9 @@ def face_sample(dataset: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
 # ------------------------------------------------------------------------------------------------ config
 def test_packaged_config_is_the_papers():
     from puppetry.training.config import ConfigError, load_config
-    from puppetry.wggan.completion_config import HrhGanConfig
+    from puppetry.methods.wggan.completion_config import HrhGanConfig
 
-    cfg = load_config(HrhGanConfig, ROOT / "puppetry" / "wggan" / "configs" / "hrhgan.yaml")
+    cfg = load_config(HrhGanConfig, ROOT / "puppetry" / "methods" / "wggan" / "configs" / "hrhgan.yaml")
     assert cfg == HrhGanConfig()
     assert cfg.loss.alpha == 0.0004                                              # Iizuka's α
     assert (cfg.schedule.mse128, cfg.schedule.discriminator128) == (90_000, 10_000)   # T_C, T_D
@@ -91,7 +91,7 @@ def test_packaged_config_is_the_papers():
 
 # ---------------------------------------------------------------------------------------------- networks
 def test_completion_network_at_both_resolutions_as_the_paper_describes():
-    from puppetry.wggan.completion import CompletionNetwork
+    from puppetry.methods.wggan.completion import CompletionNetwork
 
     net = CompletionNetwork(width=1.0).eval()
     shapes: list[tuple[str, tuple]] = []
@@ -128,7 +128,7 @@ def test_completion_network_at_both_resolutions_as_the_paper_describes():
 
 
 def test_composite_keeps_every_pixel_outside_the_hole_and_never_reads_inside():
-    from puppetry.wggan.completion import CompletionNetwork
+    from puppetry.methods.wggan.completion import CompletionNetwork
 
     torch.manual_seed(0)
     net = CompletionNetwork(width=0.125, resolution=256).eval()
@@ -146,7 +146,7 @@ def test_composite_keeps_every_pixel_outside_the_hole_and_never_reads_inside():
 
 
 def test_discriminators_shapes_at_both_resolutions():
-    from puppetry.wggan.completion import ContextDiscriminator, crop_patches
+    from puppetry.methods.wggan.completion import ContextDiscriminator, crop_patches
 
     d = ContextDiscriminator(base_size=128, width=0.125).eval()
     convs = lambda m: sum(isinstance(k, torch.nn.Conv2d) for k in m.modules())
@@ -171,8 +171,8 @@ def test_discriminators_shapes_at_both_resolutions():
 # ----------------------------------------------------------------------------------------------- samples
 def test_samples_have_open_mouths_inside_the_local_square(dataset):
     from puppetry.face.pose import lip_open_ratio
-    from puppetry.wggan.completion_config import HrhGanData
-    from puppetry.wggan.mouth_samples import MouthSampler
+    from puppetry.methods.wggan.completion_config import HrhGanData
+    from puppetry.methods.wggan.mouth_samples import MouthSampler
 
     sampler = MouthSampler(dataset, HrhGanData())
     rng = np.random.default_rng(0)
@@ -182,7 +182,7 @@ def test_samples_have_open_mouths_inside_the_local_square(dataset):
     batch = sampler.load(frames[:16], 64, torch.device("cpu"), rng)       # augmented: crops and flips
     assert batch.image.shape == (16, 3, 64, 64) and batch.mask.shape == (16, 1, 64, 64)
     assert batch.side == 32 and (batch.corner >= 0).all() and (batch.corner <= 32).all()
-    from puppetry.wggan.completion import crop_patches
+    from puppetry.methods.wggan.completion import crop_patches
     inside = crop_patches(batch.mask, batch.corner, 32).sum((1, 2, 3))
     assert (inside / batch.mask.sum((1, 2, 3)) > 0.99).all()              # the hole lies in the local square
     assert (batch.mask.mean((1, 2, 3)) > 0.005).all()
@@ -194,7 +194,7 @@ def test_samples_have_open_mouths_inside_the_local_square(dataset):
 def test_mouth_blender_keeps_a_static_mouth_and_aligns_a_moving_one(dataset):
     import cv2
 
-    from puppetry.wggan.temporal import MouthBlender
+    from puppetry.methods.wggan.temporal import MouthBlender
 
     crop, hole = face_sample(dataset, 128)
     blender = MouthBlender(beta=0.5)
@@ -224,8 +224,8 @@ def test_mouth_blender_keeps_a_static_mouth_and_aligns_a_moving_one(dataset):
 
 # ------------------------------------------------------------------------------------------- loading
 def test_loader_errors_are_one_line(tmp_path):
-    from puppetry.wggan.completion import CompletionNetwork, load_completer, weights_payload
-    from puppetry.wggan.completion_config import HrhGanModel, TemporalSettings
+    from puppetry.methods.wggan.completion import CompletionNetwork, load_completer, weights_payload
+    from puppetry.methods.wggan.completion_config import HrhGanModel, TemporalSettings
 
     cases = {"missing": tmp_path / "none.pt", "garbage": tmp_path / "garbage.pt", "other": tmp_path / "ldnet.pt",
              "shapes": tmp_path / "shapes.pt"}
@@ -245,7 +245,7 @@ def test_loader_errors_are_one_line(tmp_path):
 
 # ------------------------------------------------------------------------------------------- training
 def test_training_lowers_the_losses_grows_and_exports(trained_run, dataset):
-    from puppetry.wggan.completion import load_completer
+    from puppetry.methods.wggan.completion import load_completer
 
     rows = metrics(trained_run)
     assert [r["stage"] for r in rows] == [s for s, n in SCHEDULE.items() for _ in range(n)]
@@ -283,7 +283,7 @@ def test_resume_across_the_growth_equals_an_uninterrupted_run(trained_run, datas
 
 
 def test_a_run_without_the_growth_exports_the_128_network(dataset, tmp_path):
-    from puppetry.wggan.completion import load_completer
+    from puppetry.methods.wggan.completion import load_completer
 
     run = tmp_path / "run"
     schedule = {**{k: 0 for k in SCHEDULE}, "mse128": 3, "discriminator128": 2, "joint128": 2}

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from puppetry.liveportrait.kinematics import KeypointInfo, rotation_matrix, source_keypoints, transform_keypoints
+from puppetry.methods.liveportrait.kinematics import KeypointInfo, rotation_matrix, source_keypoints, transform_keypoints
 
 CONFORMANCE = Path(__file__).resolve().parents[1].parent / "shared" / "conformance" / "liveportrait"
 
@@ -47,7 +47,7 @@ def motion(models, golden) -> KeypointInfo:
 
 
 def test_release_layout_loads_through_parent_folders(release_dir):
-    from puppetry.liveportrait.checkpoints import find_checkpoint_dir
+    from puppetry.methods.liveportrait.checkpoints import find_checkpoint_dir
     assert find_checkpoint_dir(release_dir) == release_dir
     assert find_checkpoint_dir(release_dir.parent.parent) == release_dir     # pretrained_weights/liveportrait
 

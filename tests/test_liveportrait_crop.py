@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from puppetry.face.topology import CHIN, FACE_OVAL, FOREHEAD, IRIS_CENTERS
-from puppetry.liveportrait.crop import (LEFT_EYE_RING, RIGHT_EYE_RING, AlignedCrop, align_crop, paste_back,
+from puppetry.methods.liveportrait.crop import (LEFT_EYE_RING, RIGHT_EYE_RING, AlignedCrop, align_crop, paste_back,
                                         paste_mask)
 from puppetry.media import read_image
 

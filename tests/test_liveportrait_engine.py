@@ -17,12 +17,12 @@ import torch
 
 from puppetry.engines.base import DrivingFrame, SourceFaces
 from puppetry.errors import WeightsError
-from puppetry.liveportrait.checkpoints import find_checkpoint_dir
-from puppetry.liveportrait.engine import LivePortraitConfig, LivePortraitEngine
-from puppetry.liveportrait.kinematics import transform_keypoints
-from puppetry.liveportrait.models import LivePortraitModels
-from puppetry.liveportrait.template import load_pickle_template
-from puppetry.liveportrait.transfer import (EYE_KEYPOINTS, LIP_KEYPOINTS, DrivingMotion, driving_keypoints,
+from puppetry.methods.liveportrait.checkpoints import find_checkpoint_dir
+from puppetry.methods.liveportrait.engine import LivePortraitConfig, LivePortraitEngine
+from puppetry.methods.liveportrait.kinematics import transform_keypoints
+from puppetry.methods.liveportrait.models import LivePortraitModels
+from puppetry.motion.keypoint_template import load_pickle_template
+from puppetry.methods.liveportrait.transfer import (EYE_KEYPOINTS, LIP_KEYPOINTS, DrivingMotion, driving_keypoints,
                                             extra_rotation)
 from puppetry.media import VideoReader
 from puppetry.motion.controls import Controls
@@ -259,7 +259,7 @@ def test_absolute_motion_uses_the_driving_pose(models, source, d0_frames):
 
 
 def test_device_and_precision_are_checked():
-    from puppetry.liveportrait.models import RuntimeOptions
+    from puppetry.methods.liveportrait.models import RuntimeOptions
     assert RuntimeOptions().resolved_device().type == "cpu"
     with pytest.raises(WeightsError, match="needs a CUDA device"):
         RuntimeOptions("cpu", "fp16").resolved_device()

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from puppetry.engines.base import DrivingFrame, SourceFaces
-from puppetry.liveportrait.engine import LivePortraitConfig, LivePortraitEngine
-from puppetry.liveportrait.recording import record_template
-from puppetry.liveportrait.template import load_template, save_template
+from puppetry.methods.liveportrait.engine import LivePortraitConfig, LivePortraitEngine
+from puppetry.methods.liveportrait.recording import record_template
+from puppetry.motion.keypoint_template import load_template, save_template
 from puppetry.media import VideoReader, probe_video
 from puppetry.pipeline.animate import AnimateOptions, Animator, animate
 
@@ -56,7 +56,7 @@ def test_eq8_averages_the_next_driving_expression(models, s1, detect, data):
     x1 = engine._target(state, frames[1], engine._eq8(state, frames[1], engine._driving_motions(state, frames[1:2])[0]))
     m = [d[0] for d in engine._driving_motions(state, frames)]
     s = state.info
-    from puppetry.liveportrait.kinematics import transform_keypoints
+    from puppetry.methods.liveportrait.kinematics import transform_keypoints
     expect = transform_keypoints(s.kp, m[1].R @ m[0].R.transpose(1, 2) @ s.R,
                                  s.exp + 0.5 * (m[1].exp + m[2].exp) - m[0].exp,
                                  s.scale * m[1].scale / m[0].scale, s.t + m[1].t - m[0].t)

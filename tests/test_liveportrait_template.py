@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from puppetry.errors import MotionError
-from puppetry.liveportrait import template as lpt
-from puppetry.liveportrait.template import (KeypointTemplate, is_keypoint_template, load_any_template,
+from puppetry.motion import keypoint_template as lpt
+from puppetry.motion.keypoint_template import (KeypointTemplate, is_keypoint_template, load_any_template,
                                             load_pickle_template, load_template, save_template)
 
 # Facts read from the files with pickletools: frame count, fps, and whether they carry eye/lip conditions
@@ -236,7 +236,7 @@ _BOMB_CHILD = """
 import json, resource, sys
 resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))  # a regression fails here, not on the host
 from puppetry.errors import MotionError
-from puppetry.liveportrait.template import load_pickle_template
+from puppetry.motion.keypoint_template import load_pickle_template
 out = {}
 for path in sys.argv[1:]:
     try:

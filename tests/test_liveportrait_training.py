@@ -45,8 +45,8 @@ def dataset(tmp_path_factory, data) -> Path:
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory) -> dict[str, Path]:
     """Random VGG19 (torchvision layout, with a classifier) and ArcFace IResNet (1-1-1-1 blocks) files."""
-    from puppetry.liveportrait.training.arcface import IResNet
-    from puppetry.liveportrait.training.vgg import VGG19Features
+    from puppetry.methods.liveportrait.training.arcface import IResNet
+    from puppetry.methods.liveportrait.training.vgg import VGG19Features
 
     folder = tmp_path_factory.mktemp("lp_weights")
     torch.manual_seed(0)
@@ -91,11 +91,11 @@ def exported(run: Path) -> dict[str, torch.Tensor]:
 
 # ------------------------------------------------------------------------------------------------ config
 def test_packaged_config_is_the_papers():
-    from puppetry.liveportrait.config import LivePortraitConfig
-    from puppetry.liveportrait.training.config import LivePortraitTrainConfig, is_release_size, liveportrait_config
+    from puppetry.methods.liveportrait.config import LivePortraitConfig
+    from puppetry.methods.liveportrait.training.config import LivePortraitTrainConfig, is_release_size, liveportrait_config
     from puppetry.training.config import load_config
 
-    cfg = load_config(LivePortraitTrainConfig, ROOT / "puppetry" / "liveportrait" / "configs" / "liveportrait.yaml")
+    cfg = load_config(LivePortraitTrainConfig, ROOT / "puppetry" / "methods" / "liveportrait" / "configs" / "liveportrait.yaml")
     assert cfg == LivePortraitTrainConfig()
     assert (cfg.model.input_size, cfg.model.output_size, cfg.train.batch_size) == (256, 512, 13)
     assert (cfg.stage1.lr, tuple(cfg.stage1.betas), cfg.stage2.lr) == (2e-4, (0.5, 0.999), 2e-4)
@@ -105,7 +105,7 @@ def test_packaged_config_is_the_papers():
 
 
 def test_config_errors_name_the_problem():
-    from puppetry.liveportrait.training.config import LivePortraitTrainConfig
+    from puppetry.methods.liveportrait.training.config import LivePortraitTrainConfig
     from puppetry.training.config import ConfigError, load_config
 
     with pytest.raises(ConfigError, match="max_features .* must equal"):
@@ -118,7 +118,7 @@ def test_config_errors_name_the_problem():
 
 # -------------------------------------------------------------------------------------------- the losses
 def test_wing_loss_values():
-    from puppetry.liveportrait.training.losses import wing
+    from puppetry.methods.liveportrait.training.losses import wing
 
     x = torch.tensor([0.0, 2.0, -2.0, 10.0, 20.0])
     c = 10 - 10 * math.log(6)
@@ -128,7 +128,7 @@ def test_wing_loss_values():
 
 
 def test_guide_loss_is_the_mean_wing_of_eq3():
-    from puppetry.liveportrait.training.losses import guide_loss
+    from puppetry.methods.liveportrait.training.losses import guide_loss
 
     pairs = ((0, 5), (1, 7))
     lm = torch.rand(3, 478, 2) * 2 - 1
@@ -141,7 +141,7 @@ def test_guide_loss_is_the_mean_wing_of_eq3():
 
 
 def test_hinge_gan_signs_and_feature_matching():
-    from puppetry.liveportrait.training.losses import feature_matching, hinge_discriminator, hinge_generator
+    from puppetry.methods.liveportrait.training.losses import feature_matching, hinge_discriminator, hinge_generator
 
     feats = [torch.ones(2, 4, 3, 3)]
     sure = [(feats, torch.full((2, 1, 3, 3), 2.0))]
@@ -154,8 +154,8 @@ def test_hinge_gan_signs_and_feature_matching():
 
 
 def test_masked_l1_identity_and_perceptual_losses(weights):
-    from puppetry.liveportrait.training.losses import identity_loss, masked_l1
-    from puppetry.liveportrait.training.vgg import PerceptualLoss, load_vgg19
+    from puppetry.methods.liveportrait.training.losses import identity_loss, masked_l1
+    from puppetry.methods.liveportrait.training.vgg import PerceptualLoss, load_vgg19
 
     a, b = torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 4)
     b[..., :2, :] = 1.0                                            # differs on the top half only
@@ -171,8 +171,8 @@ def test_masked_l1_identity_and_perceptual_losses(weights):
 
 
 def test_keypoint_prior_head_pose_and_deformation_prior():
-    from puppetry.liveportrait.training.losses import deformation_prior, head_pose_loss, keypoint_prior
-    from puppetry.liveportrait.training.stage1 import pose_reference
+    from puppetry.methods.liveportrait.training.losses import deformation_prior, head_pose_loss, keypoint_prior
+    from puppetry.methods.liveportrait.training.stage1 import pose_reference
 
     spread = torch.tensor([[[-0.5, -0.5, 0.33], [0.5, -0.5, 0.33], [0.0, 0.5, 0.33]]])
     assert keypoint_prior(spread) == 0
@@ -190,11 +190,11 @@ def test_equivariance_loss_is_zero_for_the_identity_warp(dataset):
     """With both sigmas 0 the warp is the identity: M sees the same image and L_E vanishes; a translation
     moves image content by exactly what ``warp_coordinates`` says."""
     from puppetry.data import open_dataset
-    from puppetry.liveportrait.kinematics import KeypointInfo, transform_keypoints
-    from puppetry.liveportrait.training.config import ModelSettings
-    from puppetry.liveportrait.training.losses import equivariance_loss
-    from puppetry.liveportrait.training.networks import build_motion_extractor
-    from puppetry.liveportrait.training.warp import RandomWarp
+    from puppetry.methods.liveportrait.kinematics import KeypointInfo, transform_keypoints
+    from puppetry.methods.liveportrait.training.config import ModelSettings
+    from puppetry.methods.liveportrait.training.losses import equivariance_loss
+    from puppetry.methods.liveportrait.training.networks import build_motion_extractor
+    from puppetry.methods.liveportrait.training.warp import RandomWarp
 
     ds = open_dataset(dataset)
     frame = torch.from_numpy(ds.frame(ds.clips[0].id, 3)).permute(2, 0, 1)[None].float() / 255
@@ -223,7 +223,7 @@ def test_equivariance_loss_is_zero_for_the_identity_warp(dataset):
 
 
 def test_power_iteration_gives_torchs_spectral_norm():
-    from puppetry.liveportrait.training.networks import attach_power_iteration
+    from puppetry.methods.liveportrait.training.networks import attach_power_iteration
     from puppetry.nn.spade import SpectralNormConv2d
 
     torch.manual_seed(0)
@@ -242,7 +242,7 @@ def test_power_iteration_gives_torchs_spectral_norm():
 def test_regions_from_landmarks_and_label_maps(dataset):
     from puppetry.data import open_dataset
     from puppetry.face.parsing import EYES
-    from puppetry.liveportrait.training.regions import (Crops, crop, eye_crops, eyes_mask, face_crops, lip_mask,
+    from puppetry.methods.liveportrait.training.regions import (Crops, crop, eye_crops, eyes_mask, face_crops, lip_mask,
                                                         normalize_landmarks, shoulder_mask)
 
     ds = open_dataset(dataset)
@@ -268,8 +268,8 @@ def test_regions_from_landmarks_and_label_maps(dataset):
 
 # ---------------------------------------------------------------------------------------------- training
 def test_training_logs_finite_losses_and_exports_the_release_layout(trained_run):
-    from puppetry.liveportrait.checkpoints import BASE_FILES, RETARGETING_FILE
-    from puppetry.liveportrait.training.export import load_exported
+    from puppetry.methods.liveportrait.checkpoints import BASE_FILES, RETARGETING_FILE
+    from puppetry.methods.liveportrait.training.export import load_exported
 
     folder = trained_run / "liveportrait"
     for rel in [*BASE_FILES.values(), RETARGETING_FILE, "training_config.yaml"]:
@@ -304,10 +304,10 @@ def test_training_logs_finite_losses_and_exports_the_release_layout(trained_run)
 
 
 def test_release_sizes_export_loads_with_the_engine_loader(tmp_path):
-    from puppetry.liveportrait.models import LivePortraitModels
-    from puppetry.liveportrait.training.config import ModelSettings
-    from puppetry.liveportrait.training.export import export_release
-    from puppetry.liveportrait.training.networks import build_generator
+    from puppetry.methods.liveportrait.models import LivePortraitModels
+    from puppetry.methods.liveportrait.training.config import ModelSettings
+    from puppetry.methods.liveportrait.training.export import export_release
+    from puppetry.methods.liveportrait.training.networks import build_generator
 
     torch.manual_seed(0)
     nets = build_generator(ModelSettings())

@@ -54,10 +54,10 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
 
 # ------------------------------------------------------------------------------------------------ config
 def test_packaged_config_is_the_papers():
-    from puppetry.ldnet.config import LDNetConfig
+    from puppetry.methods.ldnet.config import LDNetConfig
     from puppetry.training.config import load_config
 
-    cfg = load_config(LDNetConfig, ROOT / "puppetry" / "ldnet" / "configs" / "ldnet.yaml")
+    cfg = load_config(LDNetConfig, ROOT / "puppetry" / "methods" / "ldnet" / "configs" / "ldnet.yaml")
     assert cfg == LDNetConfig()
     assert (cfg.model.hidden, cfg.model.layers, cfg.model.pose_code, cfg.model.identity_code) == (512, 10, 64, 128)
     assert (cfg.stage1.lr, cfg.stage1.steps, cfg.stage1.lambda_rec, cfg.stage1.lambda_c) == (1e-4, 400_000, 1000, 0.1)
@@ -66,7 +66,7 @@ def test_packaged_config_is_the_papers():
 
 
 def test_config_errors_name_the_problem(tmp_path):
-    from puppetry.ldnet.config import LDNetConfig
+    from puppetry.methods.ldnet.config import LDNetConfig
     from puppetry.training.config import ConfigError, load_config
 
     bad = tmp_path / "bad.yaml"
@@ -85,8 +85,8 @@ def test_config_errors_name_the_problem(tmp_path):
 # ------------------------------------------------------------------------------------------ LD-Net math
 def test_same_pose_pairs_reproduce_a_frame_of_the_same_identity(landmark_dataset):
     """Giving identity B its own expression change and rotation gives back B's frame (the pair builder)."""
-    from puppetry.ldnet.evaluation import same_pose_landmarks
-    from puppetry.ldnet.landmarks import load_corpus, normalize
+    from puppetry.methods.ldnet.evaluation import same_pose_landmarks
+    from puppetry.methods.ldnet.landmarks import load_corpus, normalize
 
     corpus = load_corpus(landmark_dataset, "mediapipe478")
     assert len(corpus.identities) == len(VIDEOS)
@@ -100,7 +100,7 @@ def test_same_pose_pairs_reproduce_a_frame_of_the_same_identity(landmark_dataset
 
 
 def test_normalisation_spans_the_unit_box():
-    from puppetry.ldnet.landmarks import denormalize, normalize
+    from puppetry.methods.ldnet.landmarks import denormalize, normalize
 
     pts = np.random.default_rng(0).uniform(100, 300, (3, 478, 2))
     n, c, h = normalize(pts)
@@ -203,7 +203,7 @@ def test_ddp_training_stays_in_sync_and_resumes_exactly(landmark_dataset, tmp_pa
 
 # ------------------------------------------------------------------------------ --retarget ldnet (warp)
 def test_warp_engine_retargets_driving_landmarks_with_ldnet(trained_run, data, s1, detect):
-    from puppetry.ldnet.inference import LDNet, LandmarkRetargeter
+    from puppetry.methods.ldnet.inference import LDNet, LandmarkRetargeter
     from puppetry.pipeline.animate import AnimateOptions, animate
 
     net = LDNet(trained_run / "ldnet.pt")

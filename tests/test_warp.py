@@ -4,7 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from puppetry.engines import DrivingFrame, SourceFaces, create_engine
+from puppetry.engines import DrivingFrame, SourceFaces
+from puppetry.methods.registry import create_engine
 from puppetry.face import decompose, eye_open_ratio, lip_open_ratio, rotation_to_euler
 from puppetry.face import topology as T
 from puppetry.geometry import Box, MeshWarp, triangulate

@@ -43,8 +43,8 @@ def dataset(tmp_path_factory, data) -> Path:
 @pytest.fixture(scope="module")
 def pairs(dataset):
     """The dataset's training pairs (every 5th frame) with part statistics fitted on them, at 64 pixels."""
-    from puppetry.wggan.refinement_config import WgGanData
-    from puppetry.wggan.samples import RefinementSamples, fit_statistics
+    from puppetry.methods.wggan.refinement_config import WgGanData
+    from puppetry.methods.wggan.samples import RefinementSamples, fit_statistics
 
     samples = RefinementSamples(dataset, WgGanData(every=5), 64)
     samples.set_statistics(fit_statistics(samples, 1000, np.random.default_rng(0)))
@@ -67,9 +67,9 @@ def metrics(run: Path) -> list[dict]:
 # ---------------------------------------------------------------------------------------------- config
 def test_packaged_config_is_the_papers():
     from puppetry.training.config import ConfigError, load_config
-    from puppetry.wggan.refinement_config import WgGanConfig
+    from puppetry.methods.wggan.refinement_config import WgGanConfig
 
-    cfg = load_config(WgGanConfig, ROOT / "puppetry" / "wggan" / "configs" / "wggan.yaml")
+    cfg = load_config(WgGanConfig, ROOT / "puppetry" / "methods" / "wggan" / "configs" / "wggan.yaml")
     assert cfg == WgGanConfig()
     assert (cfg.training.alpha, cfg.data.every, cfg.model.size, cfg.model.res_blocks) == (0.004, 10, 256, 4)
     with pytest.raises(ConfigError, match=r"training\.mode"):
@@ -80,7 +80,7 @@ def test_packaged_config_is_the_papers():
 
 # -------------------------------------------------------------------------------------------- networks
 def test_refinement_network_follows_fig3_and_keeps_pixels_outside_the_mask():
-    from puppetry.wggan.refinement import RefinementNetwork
+    from puppetry.methods.wggan.refinement import RefinementNetwork
 
     torch.manual_seed(0)
     net = RefinementNetwork()                                  # the default widths, at 256
@@ -103,7 +103,7 @@ def test_refinement_network_follows_fig3_and_keeps_pixels_outside_the_mask():
 
 
 def test_critic_flattens_to_32768_features_at_256():
-    from puppetry.wggan.refinement import Critic
+    from puppetry.methods.wggan.refinement import Critic
 
     d = Critic(256)
     assert d.features == 32768 and d.fc.in_features == 32768 and d.fc.out_features == 1
@@ -115,7 +115,7 @@ def test_critic_flattens_to_32768_features_at_256():
 
 # ----------------------------------------------------------------------------------- displacement maps
 def test_displacement_map_is_zero_at_rest_and_carries_offsets(pairs):
-    from puppetry.wggan.displacement import (PartStatistics, crop_points, displacement_map, interpolate_offsets,
+    from puppetry.methods.wggan.displacement import (PartStatistics, crop_points, displacement_map, interpolate_offsets,
                                              landmark_offsets)
 
     k, r, t = pairs.pairs[3]
@@ -145,7 +145,7 @@ def test_displacement_map_is_zero_at_rest_and_carries_offsets(pairs):
 
 
 def test_parts_have_unit_spread_on_the_fitted_data(pairs):
-    from puppetry.wggan.displacement import PARTS, PartStatistics
+    from puppetry.methods.wggan.displacement import PARTS, PartStatistics
 
     offsets = pairs.offsets()
     stats = PartStatistics.fit(offsets)
@@ -161,8 +161,8 @@ def test_parts_have_unit_spread_on_the_fitted_data(pairs):
 
 
 def test_flips_mirror_the_map_and_negate_x(pairs):
-    from puppetry.wggan.displacement import crop_points, interpolate_offsets, mirror_map
-    from puppetry.wggan.samples import augment
+    from puppetry.methods.wggan.displacement import crop_points, interpolate_offsets, mirror_map
+    from puppetry.methods.wggan.samples import augment
 
     k, _, t = pairs.pairs[5]
     points = crop_points(pairs.landmarks[k][t], 64)
@@ -209,7 +209,7 @@ def test_warped_landmarks_land_on_the_target_landmarks(pairs):
 
 def test_samples_lie_in_the_target_crop_without_the_inner_mouth(pairs):
     from puppetry.face import topology as T
-    from puppetry.wggan.face_crop import inner_mouth_mask, rectify
+    from puppetry.methods.wggan.face_crop import inner_mouth_mask, rectify
 
     assert len(pairs) == 16 and all(r == 0 and t > 0 and t % 5 == 0 for _, r, t in pairs.pairs)
     opened = 0
@@ -235,7 +235,7 @@ def test_samples_lie_in_the_target_crop_without_the_inner_mouth(pairs):
 def test_neutral_rest_is_the_most_closed_mouth(dataset):
     from puppetry.data import open_dataset
     from puppetry.face.pose import lip_open_ratio
-    from puppetry.wggan.samples import rest_frame
+    from puppetry.methods.wggan.samples import rest_frame
 
     ds = open_dataset(dataset)
     lm = ds.landmarks(ds.clips[1].id)["landmarks478"]
@@ -247,7 +247,7 @@ def test_neutral_rest_is_the_most_closed_mouth(dataset):
 
 # ------------------------------------------------------------------------------------------- history
 def test_history_mixes_half_past_images_and_replaces_at_random():
-    from puppetry.wggan.history import ImageHistory
+    from puppetry.methods.wggan.history import ImageHistory
 
     h = ImageHistory(6, 4, share=0.5)
     first = torch.rand(4, 3, 4, 4)
@@ -270,7 +270,7 @@ def test_history_mixes_half_past_images_and_replaces_at_random():
 
 # -------------------------------------------------------------------------------------------- loading
 def test_loader_errors_are_one_line(tmp_path):
-    from puppetry.wggan.refinement import load_refiner
+    from puppetry.methods.wggan.refinement import load_refiner
 
     def message(path) -> str:
         with pytest.raises(WeightsError) as info:
@@ -292,8 +292,8 @@ def test_loader_errors_are_one_line(tmp_path):
 
 # ------------------------------------------------------------------------------------------- training
 def test_training_lowers_l1_and_critic_loss_and_exports(trained_run, pairs):
-    from puppetry.wggan.refinement import load_refiner
-    from puppetry.wggan.samples import to_batch
+    from puppetry.methods.wggan.refinement import load_refiner
+    from puppetry.methods.wggan.samples import to_batch
 
     rows = metrics(trained_run)
     assert len(rows) == STEPS and rows[-1]["step"] == STEPS

@@ -16,7 +16,7 @@ import pytest
 from puppetry.cli import main
 from puppetry.media.video import VideoReader, probe_video
 from puppetry.pipeline.animate import AnimateOptions, Animator
-from puppetry.wggan.face_crop import rectify
+from puppetry.methods.wggan.face_crop import rectify
 
 WG = ["model.size=64", "model.width=[8,16,16]", "model.res_blocks=2", "model.disc_channels=[8,16,16,16,16,8]",
       "train.batch_size=2", "train.device=cpu", "train.log_every=1", "train.sample_every=1000",
@@ -112,7 +112,7 @@ def test_web_app_renders_with_a_weights_folder(weights, data):
 
     cache = PreviewCache(max_size=256)
     source = str(data / "portraits" / "s1.jpg")
-    rest = render_preview(cache, source, RenderSettings(engine="wggan", checkpoint_dir=str(weights)))
-    open_mouth = render_preview(cache, source, RenderSettings(engine="wggan", checkpoint_dir=str(weights),
+    rest = render_preview(cache, source, RenderSettings(engine="wggan", weights_dir=str(weights)))
+    open_mouth = render_preview(cache, source, RenderSettings(engine="wggan", weights_dir=str(weights),
                                                               controls=slider_controls(1, 0.8, 0, 0, 0)))
     assert rest.shape == open_mouth.shape and np.abs(rest.astype(int) - open_mouth.astype(int)).mean() > 0.1

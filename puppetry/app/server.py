@@ -2,8 +2,9 @@
 
 The layout only wires widgets to :mod:`puppetry.app.sessions`. Element ids (``elem_id``) are stable
 names for scripts and the browser tests: source, use-astronaut, driving, motion, driving-webcam,
-engine, mode, region, multiplier, concat, stitching, paste-back, checkpoint-dir, apply-controls, eyes,
-lips, yaw, pitch, roll, preview, run, result, status; live mode: live-start, live-stop, live-reset,
+engine, mode, region, multiplier, concat, weights-dir, apply-controls, eyes, lips, yaw, pitch, roll,
+preview, run, result, status, one checkbox per engine switch that a method's descriptor shows in the app
+(its config key with dashes: stitching, paste-back); live mode: live-start, live-stop, live-reset,
 live-video (the webcam), live-canvas (the animated source), live-status, live-token.
 
 Live mode does not use Gradio's event queue: ``live.js`` streams webcam JPEGs over the WebSocket of
@@ -23,9 +24,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")      # the app never 
 import gradio as gr  # noqa: E402
 
 from puppetry.app.live_socket import ROUTE, LiveEndpoint, SourceTokens
-from puppetry.app.sessions import (ASTRONAUT, AppConfig, PreviewCache, RenderSettings, message, render_preview,
-                                   run_render, slider_controls)
-from puppetry.engines.registry import available_engines
+from puppetry.app.sessions import (ASTRONAUT, LIVE_ENGINE, AppConfig, PreviewCache, RenderSettings, message,
+                                   render_preview, run_render, slider_controls)
+from puppetry.methods.registry import DEFAULT_ENGINE, app_switches, engine_names, methods
 from puppetry.motion.procedural import MOTIONS
 from puppetry.motion.regions import REGIONS
 
@@ -33,6 +34,7 @@ logger = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
 NO_MOTION = "(none)"
+WEIGHTS_FOLDER_ENGINES = [m.name for m in methods() if m.app_weights_key is not None]
 LIVE_JS = (Path(__file__).with_name("live.js")).read_text(encoding="utf-8")
 LIVE_PANEL = """
 <div style="display:flex;gap:12px;flex-wrap:wrap;align-items:flex-start">
@@ -58,12 +60,13 @@ INTRO = ("Upload a portrait (or pick the astronaut), drive it with a video, an i
          "built-in motion or your webcam, and press **Run**. The sliders change the still preview at once.")
 
 
-def _settings(engine, mode, region, multiplier, concat, stitching, paste_back, checkpoint_dir, apply_controls,
-              eyes, lips, yaw, pitch, roll) -> RenderSettings:
+def _settings(engine, mode, region, multiplier, concat, weights_dir, apply_controls, eyes, lips, yaw, pitch, roll,
+              *switches) -> RenderSettings:
     controls = slider_controls(eyes, lips, yaw, pitch, roll) if apply_controls else slider_controls(1, 0, 0, 0, 0)
+    keys = [option.key for option, _ in app_switches()]
     return RenderSettings(engine=engine, relative=(mode == "relative"), region=region, multiplier=multiplier,
-                          concat=bool(concat), stitching=bool(stitching), paste_back=bool(paste_back),
-                          checkpoint_dir=checkpoint_dir or "", controls=controls)
+                          concat=bool(concat), switches={k: bool(v) for k, v in zip(keys, switches)},
+                          weights_dir=weights_dir or "", controls=controls)
 
 
 def build_app(config: AppConfig = AppConfig(), tokens: SourceTokens | None = None) -> gr.Blocks:
@@ -77,9 +80,9 @@ def build_app(config: AppConfig = AppConfig(), tokens: SourceTokens | None = Non
     def on_astronaut():
         return ASTRONAUT, None, _token_html(ASTRONAUT)
 
-    def on_preview(source, engine, checkpoint_dir, eyes, lips, yaw, pitch, roll):
+    def on_preview(source, engine, weights_dir, eyes, lips, yaw, pitch, roll):
         try:
-            settings = RenderSettings(engine=engine, checkpoint_dir=checkpoint_dir or "",
+            settings = RenderSettings(engine=engine, weights_dir=weights_dir or "",
                                       controls=slider_controls(eyes, lips, yaw, pitch, roll))
             return render_preview(cache, source, settings), ""
         except Exception as exc:                    # shown on the page; the app keeps serving
@@ -112,17 +115,17 @@ def build_app(config: AppConfig = AppConfig(), tokens: SourceTokens | None = Non
                     motion = gr.Dropdown([NO_MOTION] + list(MOTIONS), value="demo", elem_id="motion",
                                          label="...or a built-in motion (used when no driving file is given)")
             with gr.Row():
-                engine = gr.Dropdown(available_engines(), value="warp", label="Engine", elem_id="engine")
+                engine = gr.Dropdown(engine_names(), value=DEFAULT_ENGINE, label="Engine", elem_id="engine")
                 mode = gr.Radio(["relative", "absolute"], value="relative", label="Motion", elem_id="mode")
                 region = gr.Dropdown(list(REGIONS), value="all", label="Region", elem_id="region")
                 multiplier = gr.Slider(0, 2, value=1, step=0.05, label="Multiplier", elem_id="multiplier")
                 concat = gr.Checkbox(False, label="driving | source | result", elem_id="concat")
-            with gr.Accordion("LivePortrait and wg-GAN options", open=False):
-                stitching = gr.Checkbox(True, label="Stitching", elem_id="stitching")
-                paste_back = gr.Checkbox(True, label="Paste back into the full image", elem_id="paste-back")
-                checkpoint_dir = gr.Textbox(label="Weights folder: LivePortrait's (default: $PUPPETRY_LIVEPORTRAIT_DIR), "
-                                                  "or for wggan one holding wggan.pt and hrhgan.pt",
-                                            elem_id="checkpoint-dir")
+            with gr.Accordion("Engine options", open=False):
+                switches = [gr.Checkbox(True, label=f"{option.app_label} ({', '.join(owners)})", elem_id=option.elem_id)
+                            for option, owners in app_switches()]
+                weights_dir = gr.Textbox(label=f"Weights folder ({', '.join(WEIGHTS_FOLDER_ENGINES)}; default: "
+                                               "each engine's own flag or environment variable)",
+                                         elem_id="weights-dir")
             with gr.Row():
                 eyes = gr.Slider(0, 1, value=1, step=0.05, label="Eyes open (1: as in the source)", elem_id="eyes")
                 lips = gr.Slider(0, 1, value=0, step=0.05, label="Lips open (0: as in the source)", elem_id="lips")
@@ -136,13 +139,13 @@ def build_app(config: AppConfig = AppConfig(), tokens: SourceTokens | None = Non
             result = gr.Video(label="Result", interactive=False, height=512, elem_id="result")
 
         with gr.Tab("Live"):
-            gr.Markdown("Your webcam drives the source portrait (warp engine) in real time. Look straight at the "
+            gr.Markdown(f"Your webcam drives the source portrait ({LIVE_ENGINE} engine) in real time. Look straight at the "
                         "camera at first: that frame is the rest pose; **Reset** takes a new one.")
             gr.HTML(LIVE_PANEL, padding=False)
             live_token = gr.HTML(_token_html(ASTRONAUT), elem_id="live-token-holder", padding=False)
 
         sliders = [eyes, lips, yaw, pitch, roll]
-        preview_inputs = [source, engine, checkpoint_dir, *sliders]
+        preview_inputs = [source, engine, weights_dir, *sliders]
         # Previews run one at a time in the order asked for, so a late one never overwrites a newer one.
         in_order = dict(concurrency_id="preview", concurrency_limit=1)
         source_file.change(on_source, [source_file], [source, status, live_token]).then(
@@ -151,8 +154,7 @@ def build_app(config: AppConfig = AppConfig(), tokens: SourceTokens | None = Non
             on_preview, preview_inputs, [preview, status], **in_order)
         for s in sliders:
             s.release(on_preview, preview_inputs, [preview, status], **in_order)
-        options = [engine, mode, region, multiplier, concat, stitching, paste_back, checkpoint_dir, apply_controls,
-                   *sliders]
+        options = [engine, mode, region, multiplier, concat, weights_dir, apply_controls, *sliders, *switches]
         run.click(on_run, [source, driving_file, webcam_video, motion, *options], [result, status])
         app.load(on_preview, preview_inputs, [preview, status], **in_order)
     app.queue(default_concurrency_limit=config.concurrency, max_size=config.queue_size)

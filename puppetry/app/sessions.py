@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from puppetry.errors import MediaError, PuppetryError
+from puppetry.methods.registry import DEFAULT_ENGINE, engine_method
 from puppetry.media.video import is_video_path
 from puppetry.motion.controls import Controls
 from puppetry.pipeline.animate import AnimateOptions, Animator, animate
@@ -30,6 +31,7 @@ from puppetry.pipeline.animate import AnimateOptions, Animator, animate
 logger = logging.getLogger(__name__)
 
 ASTRONAUT = "astronaut"
+LIVE_ENGINE = DEFAULT_ENGINE          # live mode runs the default, training-free engine
 
 
 @dataclass(frozen=True)
@@ -57,30 +59,38 @@ class AppConfig:
 
 @dataclass
 class RenderSettings:
-    """The page's animation options."""
+    """The page's animation options.
 
-    engine: str = "warp"
+    Attributes:
+        switches: the engine checkboxes of the page (options with an ``app_label`` in their method's
+            descriptor), by config key: ticked (True) keeps the config's default, unticked sets the switch.
+        weights_dir: the page's weights folder; it sets the engine's ``app_weights_key`` (LivePortrait's
+            release folder, or one holding wggan.pt and hrhgan.pt).
+    """
+
+    engine: str = DEFAULT_ENGINE
     relative: bool = True
     region: str = "all"
     multiplier: float = 1.0
     concat: bool = False
-    stitching: bool = True
-    paste_back: bool = True
-    checkpoint_dir: str = ""
+    switches: dict[str, bool] = field(default_factory=dict)
+    weights_dir: str = ""
     controls: Controls = field(default_factory=Controls)
 
+    def engine_options(self) -> dict:
+        """The engine's config values that the page sets."""
+        method = engine_method(self.engine)
+        options = {o.key: (not o.switch) if self.switches.get(o.key, True) else o.switch
+                   for o in method.options if o.app_label is not None}
+        if method.app_weights_key is not None and self.weights_dir.strip():
+            options[method.app_weights_key] = self.weights_dir.strip()
+        return options
+
     def options(self, max_size: int = 2048, max_frames: int | None = None) -> AnimateOptions:
-        engine_options: dict = {}
-        if self.engine == "liveportrait":
-            engine_options = {"stitching": self.stitching, "paste_back": self.paste_back}
-            if self.checkpoint_dir.strip():
-                engine_options["checkpoint_dir"] = self.checkpoint_dir.strip()
-        elif self.engine == "wggan" and self.checkpoint_dir.strip():
-            engine_options = {"weights_dir": self.checkpoint_dir.strip()}     # holds wggan.pt and hrhgan.pt
         return AnimateOptions(engine=self.engine, relative=self.relative, region=self.region,
                               multiplier=float(self.multiplier), concat=self.concat, controls=self.controls,
                               max_size=max_size, max_frames=max_frames, progress=True,
-                              engine_options=engine_options)
+                              engine_options=self.engine_options())
 
 
 def slider_controls(eyes: float, lips: float, yaw: float, pitch: float, roll: float) -> Controls:
@@ -145,7 +155,7 @@ def render_preview(cache: PreviewCache, source: str | None, settings: RenderSett
         raise MediaError("upload a portrait first (or pick the astronaut)")
     if is_video_path(source):
         raise MediaError("the preview works on still portraits; a source video is animated with Run")
-    opts = (settings.engine,) + tuple(sorted(settings.options().engine_options.items()))
+    opts = (settings.engine,) + tuple(sorted(settings.engine_options().items()))
     animator, lock = cache.get(source, opts)
     with lock:
         animator.reset()
@@ -177,7 +187,7 @@ def run_render(source: str | None, driving: str | None, settings: RenderSettings
 
 
 class LiveSession:
-    """One browser's live mode: webcam frames in, animated source frames out (warp engine).
+    """One browser's live mode: webcam frames in, animated source frames out (:data:`LIVE_ENGINE`).
 
     Args:
         source: the source image path or ``"astronaut"``.
@@ -186,7 +196,7 @@ class LiveSession:
 
     def __init__(self, source: str, max_size: int = 384):
         self.source = source
-        self.animator = Animator(source, AnimateOptions(engine="warp", max_size=max_size, progress=False))
+        self.animator = Animator(source, AnimateOptions(engine=LIVE_ENGINE, max_size=max_size, progress=False))
 
     def process(self, frame: np.ndarray) -> np.ndarray:
         """Animate one webcam frame (``H x W x 3`` uint8 RGB)."""

@@ -18,6 +18,7 @@ from puppetry.cli import serve as serve_cmd
 from puppetry.cli import template as template_cmd
 from puppetry.cli import train as train_cmd
 from puppetry.errors import PuppetryError
+from puppetry.face.native_output import show_native_output
 
 logger = logging.getLogger("puppetry")
 
@@ -26,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="puppetry", description="Bring a single portrait to life.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="also show MediaPipe's and TensorFlow Lite's native log lines (hidden by default)")
     sub = parser.add_subparsers(dest="command", required=True)
     animate_cmd.add_parser(sub)
     template_cmd.add_parser(sub)
@@ -42,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.debug else (logging.WARNING if args.quiet else logging.INFO)
     logging.basicConfig(level=level, format="puppetry: %(message)s", stream=sys.stderr)
+    show_native_output(args.verbose or args.debug)
     try:
         return int(args.run(args) or 0)
     except PuppetryError as exc:

@@ -6,9 +6,10 @@ import argparse
 import logging
 import os
 
-from puppetry.engines.registry import available_engines
+from puppetry.cli.method_flags import add_engine_flags
 from puppetry.evaluation.report import write_report
-from puppetry.evaluation.runner import METRICS, STATIC, VARIANTS, EvaluateConfig, evaluate
+from puppetry.evaluation.runner import METRICS, STATIC, EvaluateConfig, evaluate
+from puppetry.methods.registry import DEFAULT_ENGINE, command_options, engine_names, engine_variant, variants
 
 logger = logging.getLogger("puppetry")
 
@@ -23,8 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cross-driving", nargs="+", default=[], metavar="VIDEO",
                    help="cross-reenactment driving videos (every source x every video)")
     p.add_argument("--engine", action="append", metavar="NAME",
-                   help=f"engine to evaluate, repeatable or comma-separated ({', '.join(available_engines() + list(VARIANTS))}; "
-                        "default: warp)")
+                   help=f"engine to evaluate, repeatable or comma-separated ({', '.join(engine_names() + list(variants()))}; "
+                        f"default: {DEFAULT_ENGINE})")
     p.add_argument("-o", "--output", default="evaluation", metavar="REPORT_DIR",
                    help="folder for metrics.json and report.html (default: evaluation)")
     p.add_argument("--max-frames", type=int, default=100, help="frames read per video (default 100; 0: all)")
@@ -38,22 +39,34 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--absolute", action="store_true",
                    help="absolute motion transfer (default: relative, as puppetry animate)")
     p.add_argument("--no-identity", action="store_true", help="skip CSIM/AED (dlib face recognition)")
-    wp = p.add_argument_group("warp+ldnet (the warp engine with LD-Net identity retargeting)")
-    wp.add_argument("--ldnet-weights", help="LD-Net weights RUN/ldnet.pt for --engine warp+ldnet "
-                                            "(default: $PUPPETRY_LDNET_WEIGHTS)")
-    lp = p.add_argument_group("liveportrait engine")
-    lp.add_argument("--checkpoint-dir", help="LivePortrait weights folder (default: $PUPPETRY_LIVEPORTRAIT_DIR)")
-    lp.add_argument("--device", help="cpu (default), cuda, cuda:N or auto")
+    add_engine_flags(p, "evaluate")
     p.set_defaults(run=run)
 
 
 def _engines(values: list[str] | None) -> list[str]:
-    names = [n.strip() for v in (values or ["warp"]) for n in v.split(",") if n.strip()]
-    known = available_engines() + [STATIC] + list(VARIANTS)
+    names = [n.strip() for v in (values or [DEFAULT_ENGINE]) for n in v.split(",") if n.strip()]
+    known = engine_names() + [STATIC] + list(variants())
     for n in names:
         if n not in known:
-            raise ValueError(f"unknown engine '{n}'; available engines: {', '.join(available_engines())}")
+            raise ValueError(f"unknown engine '{n}'; available engines: {', '.join(engine_names())}")
     return list(dict.fromkeys(names))
+
+
+def _engine_options(engines: list[str], parsed: dict) -> dict[str, dict]:
+    """Each evaluated engine's config values from the flags; a flag no evaluated engine reads is an error."""
+    options: dict[str, dict] = {}
+    for option, owners in command_options("evaluate"):
+        if not option.given(parsed):
+            continue
+        takers = [n for n in engines if n != STATIC and engine_variant(n)[0] in owners
+                  and option.fits(engine_variant(n)[1])]
+        if not takers:
+            fitting = [n for n in engine_names() + list(variants()) if engine_variant(n)[0] in owners
+                       and option.fits(engine_variant(n)[1])]
+            raise ValueError(f"{option.flag} only applies to --engine {' or '.join(fitting)}")
+        for name in takers:
+            options.setdefault(name, {})[option.key] = option.value(parsed)
+    return options
 
 
 def _summary_lines(data: dict) -> list[str]:
@@ -76,14 +89,7 @@ def run(args: argparse.Namespace) -> int:
     if args.max_size < 64:
         raise ValueError("--max-size must be at least 64")
     engines = _engines(args.engine)
-    lp_opts = {k: v for k, v in (("checkpoint_dir", args.checkpoint_dir), ("device", args.device)) if v is not None}
-    if lp_opts and "liveportrait" not in engines:
-        raise ValueError("--checkpoint-dir and --device only apply to --engine liveportrait")
-    options = {"liveportrait": lp_opts} if lp_opts else {}
-    if args.ldnet_weights is not None:
-        if "warp+ldnet" not in engines:
-            raise ValueError("--ldnet-weights applies to --engine warp+ldnet")
-        options["warp+ldnet"] = {"ldnet_weights": args.ldnet_weights}
+    options = _engine_options(engines, vars(args))
     config = EvaluateConfig(engines=engines, engine_options=options,
                             max_frames=args.max_frames or None, max_size=args.max_size,
                             lpips_weights=args.lpips_weights, inception_weights=args.inception_weights,

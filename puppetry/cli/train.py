@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from puppetry.training.recipe import METHODS
+from puppetry.methods.registry import get_recipe, recipe_names
 
 logger = logging.getLogger(__name__)
 
@@ -19,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Train METHOD on a dataset made by 'puppetry prepare'. Without --config the "
                                    "paper's hyper-parameters are used. Run under torchrun for several GPUs or "
                                    "machines.")
-    p.add_argument("method", help=f"method to train: {', '.join(METHODS)}")
+    p.add_argument("method", help=f"method to train: {', '.join(recipe_names())}")
     p.add_argument("--data", required=True, help="prepared dataset folder (puppetry prepare)")
     p.add_argument("-o", "--output", required=True, help="run folder: checkpoints, TensorBoard logs, report")
     p.add_argument("--config", help="YAML config (default: the paper's hyper-parameters)")
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--stop-after must be at least 1")
     trainer, finished = None, False
     try:
-        trainer = Trainer(args.method, args.data, args.output, args.config, args.overrides, args.resume,
+        trainer = Trainer(get_recipe(args.method), args.data, args.output, args.config, args.overrides, args.resume,
                           args.stop_after)
         if not trainer.ctx.is_main:
             logging.getLogger("puppetry").setLevel(logging.WARNING)

@@ -1,6 +1,6 @@
-"""Engine interface and registry."""
+"""The engine interface: prepare a source once, render per driving frame (engines are built by
+:func:`puppetry.methods.registry.create_engine`)."""
 
 from puppetry.engines.base import DrivingFrame, Engine, EngineNeeds, SourceFaces
-from puppetry.engines.registry import available_engines, create_engine
 
-__all__ = ["DrivingFrame", "Engine", "EngineNeeds", "SourceFaces", "available_engines", "create_engine"]
+__all__ = ["DrivingFrame", "Engine", "EngineNeeds", "SourceFaces"]

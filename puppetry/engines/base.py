@@ -2,9 +2,10 @@
 
 The pipeline (:mod:`puppetry.pipeline`) does the shared work: it reads media, finds the source faces,
 tracks the driving face and turns templates, procedural motions and controls into
-:class:`DrivingFrame` objects. An engine declares what it needs in :class:`EngineNeeds`, turns the
-source into its own prepared state in :meth:`Engine.prepare` and draws each output frame in
-:meth:`Engine.render`.
+:class:`DrivingFrame` objects. An engine turns the source into its own prepared state in
+:meth:`Engine.prepare` and draws each output frame in :meth:`Engine.render`. What an engine needs
+(:class:`EngineNeeds`) and can do (edit source videos, read keypoint templates) its method declares in
+its descriptor (:mod:`puppetry.methods.descriptor`).
 """
 
 from __future__ import annotations
@@ -85,11 +86,11 @@ class SourceFaces:
 class Engine(ABC):
     """Base class of animation engines.
 
-    Subclasses set :attr:`name` and :attr:`needs` and implement :meth:`prepare` and :meth:`render`.
+    Subclasses set :attr:`name` (their method's name) and implement :meth:`prepare` and :meth:`render`;
+    an engine is built as ``EngineClass(transfer, config)`` by :func:`puppetry.methods.registry.create_engine`.
     """
 
     name: ClassVar[str]
-    needs: ClassVar[EngineNeeds] = EngineNeeds()
 
     def __init__(self, transfer: TransferOptions = TransferOptions()):
         self.transfer = transfer
@@ -103,7 +104,6 @@ class Engine(ABC):
         """Draw one output frame (``H x W x 3`` uint8, the source's size)."""
 
     batch_size: int = 1
-    supports_video_source: bool = False
 
     def prepare_next(self, previous: Any, source: SourceFaces) -> Any:
         """Prepare the next frame of a source video; ``previous`` is the last frame's state or None.

@@ -66,7 +66,7 @@ def _labelled(panel: np.ndarray, text: str) -> np.ndarray:
 
 def strip_image(strip: SampleStrip) -> np.ndarray:
     """One row per sample frame: source | driving | each engine's output (labelled), ``H x W x 3`` uint8."""
-    from puppetry.pipeline.animate import side_by_side
+    from puppetry.pipeline.frame_sink import side_by_side
 
     height = strip.source.shape[0]
     rows = []

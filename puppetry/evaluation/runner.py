@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from puppetry.engines.base import Engine, SourceFaces
-from puppetry.engines.registry import available_engines, create_engine
+from puppetry.methods.registry import DEFAULT_ENGINE, create_engine, engine_names, engine_variant
 from puppetry.errors import MediaError, PuppetryError
 from puppetry.evaluation import face_metrics as fm
 from puppetry.evaluation.fid import RELIABLE_SAMPLES, fid_from_features
@@ -85,7 +85,7 @@ class EvaluateConfig:
     """Settings of :func:`evaluate`.
 
     Attributes:
-        engines: engines to evaluate besides the static baseline (see ``available_engines()``).
+        engines: engines to evaluate besides the static baseline (see :func:`~puppetry.methods.registry.engine_names`; variants such as ``warp+ldnet`` too).
         engine_options: per engine, keyword arguments of its config (e.g. LivePortrait's checkpoint_dir).
         max_frames: frames read from each video (None: all); self-reenactment scores frames 1..N-1.
         max_size: longer side of the working source image.
@@ -97,7 +97,7 @@ class EvaluateConfig:
             expression and pose themselves (absolute), as identity-retargeting papers evaluate.
     """
 
-    engines: list[str] = field(default_factory=lambda: ["warp"])
+    engines: list[str] = field(default_factory=lambda: [DEFAULT_ENGINE])
     engine_options: dict[str, dict] = field(default_factory=dict)
     max_frames: int | None = 100
     max_size: int = 1024
@@ -346,17 +346,6 @@ def _thumb(image: np.ndarray, height: int = 256) -> np.ndarray:
     return cv2.resize(image, (w, height), interpolation=cv2.INTER_AREA)
 
 
-# Engine variants: an engine with preset options, compared side by side with the plain engine.
-VARIANTS: dict[str, tuple[str, dict]] = {
-    "warp+ldnet": ("warp", {"retarget": "ldnet"}),     # LD-Net identity retargeting (002, Sec. 3.1)
-}
-
-
-def engine_variant(name: str) -> tuple[str, dict]:
-    """``(engine, preset options)`` of an engine or engine-variant name."""
-    return VARIANTS.get(name, (name, {}))
-
-
 def _build_engines(config: EvaluateConfig) -> tuple[dict[str, Engine | None], dict[str, dict]]:
     engines: dict[str, Engine | None] = {STATIC: None}
     status: dict[str, dict] = {STATIC: {"status": "ok", "note": "the source frame repeated (baseline)"}}
@@ -364,8 +353,8 @@ def _build_engines(config: EvaluateConfig) -> tuple[dict[str, Engine | None], di
         if name == STATIC or name in engines:
             continue
         base, options = engine_variant(name)
-        if base not in available_engines():
-            raise PuppetryError(f"unknown engine '{name}'; available engines: {', '.join(available_engines())}")
+        if base not in engine_names():
+            raise PuppetryError(f"unknown engine '{name}'; available engines: {', '.join(engine_names())}")
         try:
             options = {**options, **config.engine_options.get(name, {})}
             engines[name] = create_engine(base, TransferOptions(relative=config.relative), **options)

@@ -7,6 +7,7 @@ in pixels of the image that was given: ``x`` and ``y`` in pixels, ``z`` in the s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from puppetry.face.native_output import silenced
 from puppetry.face.topology import NUM_LANDMARKS
 
 os.environ.setdefault("GLOG_minloglevel", "2")      # MediaPipe's C++ logging: warnings and up only
@@ -49,17 +51,19 @@ class FaceMeshDetector:
     """
 
     def __init__(self, mode: Literal["image", "video"] = "image", config: DetectorConfig | None = None):
-        import mediapipe as mp  # heavy import, done only when a detector is built
-
         self.mode = mode
         self.config = config or DetectorConfig()
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=(mode == "image"),
-            max_num_faces=self.config.max_faces,
-            refine_landmarks=True,
-            min_detection_confidence=self.config.min_detection_confidence,
-            min_tracking_confidence=self.config.min_tracking_confidence,
-        )
+        with silenced():                      # MediaPipe's native log lines (see native_output)
+            import mediapipe as mp  # heavy import, done only when a detector is built
+
+            self._mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=(mode == "image"),
+                max_num_faces=self.config.max_faces,
+                refine_landmarks=True,
+                min_detection_confidence=self.config.min_detection_confidence,
+                min_tracking_confidence=self.config.min_tracking_confidence,
+            )
+        self._first = True
 
     def detect(self, rgb: np.ndarray) -> list[np.ndarray]:
         """Find faces.
@@ -75,7 +79,9 @@ class FaceMeshDetector:
         if factor < 1.0:
             small = cv2.resize(rgb, (max(1, round(w * factor)), max(1, round(h * factor))),
                                interpolation=cv2.INTER_AREA)
-        result = self._mesh.process(np.ascontiguousarray(small))
+        with silenced() if self._first else contextlib.nullcontext():   # the graph logs on its first frame too
+            result = self._mesh.process(np.ascontiguousarray(small))
+        self._first = False
         if not result.multi_face_landmarks:
             return []
         sh, sw = small.shape[:2]

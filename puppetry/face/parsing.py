@@ -19,12 +19,14 @@ face part under them, and the person mask is only as good as the selfie model (c
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from puppetry.face import topology as T
+from puppetry.face.native_output import silenced
 from puppetry.face.pose import head_rotation, rotation_to_euler
 
 MASK_LABELS: tuple[str, ...] = ("background", "skin", "brows", "eyes", "nose", "lips", "inner_mouth", "hair",
@@ -68,14 +70,18 @@ class PersonSegmenter:
     """MediaPipe selfie segmentation: which pixels are the person (head, hair, body, clothes)."""
 
     def __init__(self, config: SegmenterConfig | None = None) -> None:
-        import mediapipe as mp  # heavy import, done only when a segmenter is built
-
         self.config = config or SegmenterConfig()
-        self._model = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=self.config.model)
+        with silenced():                      # MediaPipe's native log lines (see native_output)
+            import mediapipe as mp  # heavy import, done only when a segmenter is built
+
+            self._model = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=self.config.model)
+        self._first = True
 
     def probability(self, rgb: np.ndarray) -> np.ndarray:
         """``H x W`` float32 person probability of an ``H x W x 3`` uint8 RGB image."""
-        result = self._model.process(np.ascontiguousarray(rgb))
+        with silenced() if self._first else contextlib.nullcontext():   # the graph logs on its first frame too
+            result = self._model.process(np.ascontiguousarray(rgb))
+        self._first = False
         if result.segmentation_mask is None:
             return np.zeros(rgb.shape[:2], np.float32)
         return np.asarray(result.segmentation_mask, dtype=np.float32)

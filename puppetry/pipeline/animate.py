@@ -10,31 +10,25 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterable, Iterator
 
-import cv2
 import numpy as np
-from tqdm import tqdm
 
 from puppetry.engines.base import DrivingFrame, Engine, SourceFaces
-from puppetry.engines.registry import create_engine
 from puppetry.errors import MediaError, MotionError
 from puppetry.face.pose import decompose
 from puppetry.face.smoothing import OneEuroConfig
-from puppetry.media.image import IMAGE_EXTENSIONS, write_image
 from puppetry.media.video import is_video_path
-from puppetry.media.writer import VideoWriter
 from puppetry.motion.controls import Controls
 from puppetry.motion.tracker import MotionTracker
 from puppetry.motion.transfer import TransferOptions
+from puppetry.methods.registry import DEFAULT_ENGINE, create_engine, engines_that
 from puppetry.pipeline.driving import open_driving
+from puppetry.pipeline.frame_sink import AnimationResult, FrameSink, output_kind
 from puppetry.pipeline.source import find_source_faces, load_source_image
+from puppetry.pipeline.video_source import animate_video_source
 
 logger = logging.getLogger(__name__)
-
-VIDEO_OUTPUTS = (".mp4", ".mov", ".mkv", ".gif")
-
 
 @dataclass
 class AnimateOptions:
@@ -57,7 +51,7 @@ class AnimateOptions:
         engine_options: extra keyword arguments for the engine's config.
     """
 
-    engine: str = "warp"
+    engine: str = DEFAULT_ENGINE
     relative: bool = True
     region: str = "all"
     multiplier: float = 1.0
@@ -76,32 +70,6 @@ class AnimateOptions:
         return TransferOptions(relative=self.relative, region=self.region, multiplier=self.multiplier)
 
 
-@dataclass
-class AnimationResult:
-    """Summary of one :func:`animate` run."""
-
-    output: str | None
-    frames: int
-    fps: float
-    lost_frames: int
-    size: tuple[int, int]
-    seconds: float
-    timings: dict[str, float]
-    images: list[np.ndarray] | None = None
-
-
-def side_by_side(panels: list[np.ndarray | None], height: int) -> np.ndarray:
-    """Join ``H x W x 3`` panels left to right at one height (a missing panel is a black square)."""
-    out = []
-    for p in panels:
-        if p is None:
-            out.append(np.zeros((height, height, 3), np.uint8))
-            continue
-        w = max(2, round(p.shape[1] * height / p.shape[0]))
-        out.append(p if p.shape[0] == height else cv2.resize(p, (w, height), interpolation=cv2.INTER_AREA))
-    return np.concatenate(out, axis=1)
-
-
 def _batches(frames: Iterable[DrivingFrame], size: int) -> Iterator[list[DrivingFrame]]:
     """Group a stream of frames into lists of at most ``size``."""
     batch: list[DrivingFrame] = []
@@ -112,22 +80,6 @@ def _batches(frames: Iterable[DrivingFrame], size: int) -> Iterator[list[Driving
             batch = []
     if batch:
         yield batch
-
-
-def _check_output(output: str | None) -> str | None:
-    if output is None:
-        return None
-    ext = Path(output).suffix.lower()
-    if ext not in VIDEO_OUTPUTS and ext not in IMAGE_EXTENSIONS:
-        raise MediaError(f"cannot write '{output}': use one of {', '.join(VIDEO_OUTPUTS + ('.png', '.jpg'))}")
-    if os.path.isdir(output):
-        raise MediaError(f"cannot write '{output}': it is a folder")
-    parent = Path(output).resolve().parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise MediaError(f"cannot write '{output}': '{parent}' is a file, not a folder")
-    return ext
 
 
 def animate(source: str | os.PathLike | np.ndarray = "astronaut", driving: str | os.PathLike = "demo",
@@ -146,9 +98,8 @@ def animate(source: str | os.PathLike | np.ndarray = "astronaut", driving: str |
     options = options or AnimateOptions()
     start = time.perf_counter()
     out_path = os.fspath(output) if output is not None else None
-    ext = _check_output(out_path)
+    output_kind(out_path)
     if isinstance(source, (str, os.PathLike)) and is_video_path(source):
-        from puppetry.pipeline.video_source import animate_video_source
         return animate_video_source(os.fspath(source), driving, out_path, options)
     image, name = load_source_image(source, options.max_size)
     faces = find_source_faces(image, name, options.max_faces)
@@ -159,47 +110,29 @@ def animate(source: str | os.PathLike | np.ndarray = "astronaut", driving: str |
     stream = open_driving(driving, options.controls, options.fps, options.duration, options.smoothing,
                           keep_pixels=True, source_pose=decompose(faces.landmarks[0]),
                           max_frames=options.max_frames)
-    if stream.kind == "keypoints" and engine.name != "liveportrait":
-        raise MotionError(f"'{stream.name}' is a LivePortrait keypoint template; it drives --engine liveportrait "
-                          f"only (the {engine.name} engine reads landmark templates made by 'puppetry template')")
-    if ext in IMAGE_EXTENSIONS and stream.num_frames not in (None, 1):
+    readers = engines_that("keypoint_templates")
+    if stream.kind == "keypoints" and options.engine not in readers:
+        raise MotionError(f"'{stream.name}' is a LivePortrait keypoint template; it drives --engine "
+                          f"{' or '.join(readers)} only (the {engine.name} engine reads landmark templates "
+                          "made by 'puppetry template')")
+    sink = FrameSink(out_path, stream.fps, audio_from=stream.audio_path, concat=options.concat,
+                     progress=options.progress, total=stream.num_frames,
+                     empty=f"driving '{stream.name}' produced no frames")
+    if sink.is_image and stream.num_frames not in (None, 1):
+        sink.abort()
         raise MediaError(f"output '{out_path}' is an image but the driving has {stream.num_frames} frames; "
                          "write a video (.mp4 or .gif) instead")
-    images: list[np.ndarray] = []
-    writer = None
-    if out_path is not None and ext in VIDEO_OUTPUTS:
-        writer = VideoWriter(out_path, stream.fps, audio_from=stream.audio_path)
-    frames, size = 0, (0, 0)
-    try:
-        bar = tqdm(stream, total=stream.num_frames, desc="animating", unit="frame", delay=1.0,
-                   disable=not options.progress, leave=False)
-        for batch in _batches(bar, engine.batch_size):
+    with sink:
+        for batch in _batches(stream, engine.batch_size):
             for frame, result in zip(batch, engine.render_batch(state, batch)):
-                if options.concat:
-                    result = side_by_side([frame.image, image, result], image.shape[0])
-                if writer is not None:
-                    writer.write(result)
-                else:
-                    images.append(result)
-                frames += 1
-                size = (result.shape[1], result.shape[0])
-        if frames == 0:
-            raise MediaError(f"driving '{stream.name}' produced no frames")
-        if writer is not None:
-            writer.close()
-        elif out_path is not None:
-            write_image(out_path, images[-1])
-    except BaseException:
-        if writer is not None:
-            writer.abort()
-        raise
+                sink.write(result, driving=frame.image, source=image)
     if stream.stats.lost:
         logger.warning("face lost in %d of %d driving frames; held the last good motion",
                        stream.stats.lost, stream.stats.frames)
     timings = {"prepare": prepare_s, **engine.timings()}
-    return AnimationResult(output=out_path, frames=frames, fps=stream.fps, lost_frames=stream.stats.lost,
-                           size=size, seconds=time.perf_counter() - start, timings=timings,
-                           images=images if out_path is None else None)
+    return AnimationResult(output=out_path, frames=sink.frames, fps=stream.fps, lost_frames=stream.stats.lost,
+                           size=sink.size, seconds=time.perf_counter() - start, timings=timings,
+                           images=sink.images if out_path is None else None)
 
 
 class Animator:

@@ -20,10 +20,10 @@ from puppetry.errors import MediaError, MotionError, NoFaceError
 from puppetry.face.landmarks import DetectorConfig, FaceMeshDetector
 from puppetry.face.pose import FacePose, compose, decompose
 from puppetry.face.smoothing import OneEuroConfig
-from puppetry.liveportrait.template import is_keypoint_template, load_any_template
 from puppetry.media.image import read_image
 from puppetry.media.video import VideoReader, is_frame_folder, is_image_path, is_video_path, probe_video
 from puppetry.motion.controls import Controls
+from puppetry.motion.keypoint_template import is_keypoint_template, load_any_template
 from puppetry.motion.procedural import DEFAULT_FPS, MOTIONS, procedural_motion
 from puppetry.motion.sequence import MotionSequence
 from puppetry.motion.tracker import MotionTracker

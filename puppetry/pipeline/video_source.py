@@ -17,13 +17,14 @@ from typing import Iterator
 import numpy as np
 
 from puppetry.engines.base import DrivingFrame, SourceFaces
-from puppetry.engines.registry import create_engine
 from puppetry.errors import MediaError, NoFaceError
 from puppetry.face.landmarks import DetectorConfig, FaceMeshDetector
 from puppetry.face.smoothing import OneEuroFilter
 from puppetry.media.image import IMAGE_EXTENSIONS
 from puppetry.media.video import VideoReader, probe_video
-from puppetry.media.writer import VideoWriter
+from puppetry.methods.registry import create_engine, engines_that
+from puppetry.pipeline.driving import open_driving
+from puppetry.pipeline.frame_sink import AnimationResult, FrameSink, output_kind
 
 logger = logging.getLogger(__name__)
 
@@ -45,64 +46,51 @@ def _with_lookahead(frames: Iterator[DrivingFrame], repeat_last: bool) -> Iterat
     yield previous
 
 
-def animate_video_source(source: str, driving, output: str | None, options):
-    """Edit the face of source video ``source`` (see the module docstring); returns an AnimationResult."""
-    from puppetry.pipeline.animate import AnimationResult, _check_output, side_by_side
-    from puppetry.pipeline.driving import open_driving
+def animate_video_source(source: str, driving, output: str | None, options) -> AnimationResult:
+    """Edit the face of source video ``source`` (see the module docstring).
 
+    Args:
+        source: the source video.
+        driving: as for :func:`~puppetry.pipeline.animate.animate`.
+        output: a video path, or None to return the frames in the result.
+        options: an :class:`~puppetry.pipeline.animate.AnimateOptions`.
+    """
     start = time.perf_counter()
-    ext = _check_output(output)
-    if ext in IMAGE_EXTENSIONS:
+    if output_kind(output) in IMAGE_EXTENSIONS:
         raise MediaError(f"output '{output}' is an image but the source is a video; write a video (.mp4 or .gif)")
+    editors = engines_that("video_source")
+    if options.engine not in editors:
+        raise MediaError(f"source '{source}' is a video: the {options.engine} engine animates still sources only; "
+                         f"use --engine {' or '.join(editors)} to edit a source video")
     engine = create_engine(options.engine, options.transfer(), **options.engine_options)
-    if not engine.supports_video_source:
-        raise MediaError(f"source '{source}' is a video: the {engine.name} engine animates still sources only; "
-                         "use --engine liveportrait to edit a source video")
     info = probe_video(source)
     stream = open_driving(driving, options.controls, info.fps, options.duration, options.smoothing,
                           keep_pixels=True, max_frames=options.max_frames)
-    if stream.kind == "image" and stream.num_frames == 1:
-        frames = _with_lookahead(iter(stream), repeat_last=True)
-    else:
-        frames = _with_lookahead(iter(stream), repeat_last=False)
+    frames = _with_lookahead(iter(stream), repeat_last=stream.kind == "image" and stream.num_frames == 1)
     smooth = OneEuroFilter(info.fps, options.smoothing) if options.smoothing is not None else None
-    images, writer, state, n, found_any, unit = [], None, None, 0, False, 0.0
-    prepare_s = 0.0
-    if output is not None:
-        writer = VideoWriter(output, info.fps, audio_from=source if info.has_audio else None)
-    try:
-        with VideoReader(source, max_frames=options.max_frames) as reader, \
-                FaceMeshDetector("video", DetectorConfig(max_faces=1)) as detector:
-            for src, frame in zip(reader, frames):
-                faces = detector.detect(src)
-                if faces:
-                    found_any = True
-                    unit = unit or max(float(np.ptp(faces[0][:, 0])), 1.0)      # face width, frame 0
-                    points = faces[0] if smooth is None else (smooth(faces[0] / unit) * unit).astype(np.float32)
-                    t = time.perf_counter()
-                    state = engine.prepare_next(state, SourceFaces(image=src, landmarks=[points], name=source))
-                    prepare_s += time.perf_counter() - t
-                    result = engine.render(state, frame)
-                else:
-                    result = src
-                if options.concat:
-                    result = side_by_side([frame.image, src, result], src.shape[0])
-                if writer is not None:
-                    writer.write(result)
-                else:
-                    images.append(result)
-                n += 1
-        if n == 0:
-            raise MediaError(f"source video '{source}' or driving '{stream.name}' produced no frames")
-        if not found_any:
+    state, found_any, unit, prepare_s = None, False, 0.0, 0.0
+    known = [n for n in (info.num_frames, options.max_frames) if n]
+    sink = FrameSink(output, info.fps, audio_from=source if info.has_audio else None, concat=options.concat,
+                     progress=options.progress, total=min(known) if known else None,
+                     empty=f"source video '{source}' or driving '{stream.name}' produced no frames")
+    with sink, VideoReader(source, max_frames=options.max_frames) as reader, \
+            FaceMeshDetector("video", DetectorConfig(max_faces=1)) as detector:
+        for src, frame in zip(reader, frames):
+            faces = detector.detect(src)
+            if faces:
+                found_any = True
+                unit = unit or max(float(np.ptp(faces[0][:, 0])), 1.0)      # face width, frame 0
+                points = faces[0] if smooth is None else (smooth(faces[0] / unit) * unit).astype(np.float32)
+                t = time.perf_counter()
+                state = engine.prepare_next(state, SourceFaces(image=src, landmarks=[points], name=source))
+                prepare_s += time.perf_counter() - t
+                result = engine.render(state, frame)
+            else:
+                result = src
+            sink.write(result, driving=frame.image, source=src)
+        if sink.frames and not found_any:
             raise NoFaceError(f"no face found in any frame of source video '{source}'")
-        if writer is not None:
-            writer.close()
-    except BaseException:
-        if writer is not None:
-            writer.abort()
-        raise
-    size = (images[-1].shape[1], images[-1].shape[0]) if images else (info.width, info.height)
-    return AnimationResult(output=output, frames=n, fps=info.fps, lost_frames=stream.stats.lost, size=size,
+    size = sink.size if sink.frames else (info.width, info.height)
+    return AnimationResult(output=output, frames=sink.frames, fps=info.fps, lost_frames=stream.stats.lost, size=size,
                            seconds=time.perf_counter() - start, timings={"prepare": prepare_s, **engine.timings()},
-                           images=images if output is None else None)
+                           images=sink.images if output is None else None)

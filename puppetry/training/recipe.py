@@ -1,4 +1,4 @@
-"""The interface every method's training implements, and the methods ``puppetry train`` knows.
+"""The interface every method's training implements (methods list their recipes in their descriptor).
 
 A :class:`Recipe` owns a method's modules, its stages (LD-Net has two, LivePortrait two, ...), the
 optimisers of each stage and one optimisation step. The :class:`~puppetry.training.trainer.Trainer`
@@ -10,13 +10,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from torch import nn
 from torch.optim import Optimizer
-
-from puppetry.errors import PuppetryError
 
 if TYPE_CHECKING:
     from puppetry.training.trainer import Trainer
@@ -72,46 +70,3 @@ class Recipe(ABC):
     def export(self, run_dir: Path) -> Path | None:
         """Write the inference weights at the end of training; returns their path."""
         return None
-
-
-def _ldnet() -> type[Recipe]:
-    from puppetry.ldnet.recipe import LDNetRecipe
-    return LDNetRecipe
-
-
-def _liveportrait() -> type[Recipe]:
-    from puppetry.liveportrait.training.recipe import LivePortraitRecipe
-    return LivePortraitRecipe
-
-
-def _wggan() -> type[Recipe]:
-    from puppetry.wggan.refinement_recipe import WgGanRecipe
-    return WgGanRecipe
-
-
-def _hrhgan() -> type[Recipe]:
-    from puppetry.wggan.completion_recipe import HrhGanRecipe
-    return HrhGanRecipe
-
-
-# Methods with a training recipe. Methods of later issues add theirs here.
-METHODS: dict[str, Callable[[], type[Recipe]]] = {
-    "ldnet": _ldnet,
-    "liveportrait": _liveportrait,
-    "wggan": _wggan,
-    "hrhgan": _hrhgan,
-}
-
-# Methods that exist but have nothing to train, with the reason.
-NOT_TRAINABLE: dict[str, str] = {
-    "warp": "the warp engine is training-free; it has no weights to train",
-}
-
-
-def get_recipe(name: str) -> type[Recipe]:
-    """The recipe class of method ``name`` (one-line error for unknown or untrainable methods)."""
-    if name in NOT_TRAINABLE:
-        raise PuppetryError(f"cannot train '{name}': {NOT_TRAINABLE[name]}")
-    if name not in METHODS:
-        raise PuppetryError(f"unknown method '{name}'; trainable methods: {', '.join(METHODS)}")
-    return METHODS[name]()

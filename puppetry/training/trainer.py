@@ -34,7 +34,7 @@ from puppetry.training import checkpoint as ckpt
 from puppetry.training.config import TrainSettings, load_config, to_dict
 from puppetry.training.distributed import (DistributedContext, barrier, init_distributed, mean_over_processes,
                                            unwrap)
-from puppetry.training.recipe import Recipe, Stage, get_recipe
+from puppetry.training.recipe import Recipe, Stage
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,8 @@ class Trainer:
     """Runs a recipe; see the module docstring for the files it writes.
 
     Args:
-        method: method name (``puppetry train METHOD``).
+        recipe_cls: the method's recipe class (:func:`puppetry.methods.registry.get_recipe`); its
+            ``name`` is the run's method name.
         data: prepared dataset folder (``puppetry prepare``).
         run_dir: output folder.
         config_path: YAML config (None: the paper's defaults).
@@ -62,11 +63,11 @@ class Trainer:
             time-limited cluster job; None runs to the end.
     """
 
-    def __init__(self, method: str, data: str | Path, run_dir: str | Path, config_path: str | Path | None = None,
+    def __init__(self, recipe_cls: type[Recipe], data: str | Path, run_dir: str | Path, config_path: str | Path | None = None,
                  overrides: list[str] = (), resume: bool = False, stop_after: int | None = None):
         self.run_dir = Path(run_dir)
         self.stop_after = stop_after
-        recipe_cls = get_recipe(method)
+        method = recipe_cls.name
         last = self.run_dir / "checkpoints" / ckpt.LAST
         self.resume_state: dict[str, Any] | None = None
         if resume:

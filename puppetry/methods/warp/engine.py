@@ -1,0 +1,207 @@
+"""The training-free landmark-warp engine (``--engine warp``, the default).
+
+The global stage of wg-GAN (003, Sec. 3-4) after Averbuch-Elor et al. 2017: target landmarks from
+motion transfer, plus head and background rings (:mod:`puppetry.methods.warp.rig`), drive one piecewise-affine
+warp of the whole portrait (:mod:`puppetry.geometry.mesh_warp`); the inner mouth is then painted
+(:mod:`puppetry.methods.warp.mouth`). Every face of a group photo shares the one mesh, so neighbouring heads
+never fight over pixels. No weights are needed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+from matplotlib.path import Path as PolygonPath
+
+from puppetry.engines.base import DrivingFrame, Engine, SourceFaces
+from puppetry.face import topology as T
+from puppetry.face.pose import FacePose, compose, decompose
+from puppetry.geometry.mesh_warp import Box, MeshWarp, triangulate, untangle
+from puppetry.motion.controls import apply_controls
+from puppetry.motion.transfer import TransferOptions, transfer_motion
+from puppetry.methods.warp.mouth import MouthConfig, MouthFiller
+from puppetry.methods.warp.rig import LANDMARK_IDS, FaceRig, RigConfig, build_rig, outer_extent
+
+_FIXED_PER_SIDE = 4          # fixed points on each side of the moving region
+
+
+@dataclass(frozen=True)
+class WarpConfig:
+    """Settings of the warp engine.
+
+    Attributes:
+        field_max_pixels: the sampling map is computed on a grid of at most this many pixels and
+            upsampled (a 512 x 512 region is mapped at full resolution).
+        mouth_fill: paint the inner mouth when it opens wider than the source's.
+        gaze: let the irises follow the driving irises (clamped inside the eye opening).
+        rig: ring layout around each face.
+        mouth: inner-mouth settings.
+        retarget: ``"ldnet"`` gives the driving landmarks each source face's identity with a trained
+            LD-Net (002, Sec. 3.1) before motion transfer, for cross-identity animation; None: off.
+        ldnet_weights: LD-Net weights (``RUN/ldnet.pt``); None reads ``$PUPPETRY_LDNET_WEIGHTS``.
+    """
+
+    field_max_pixels: int = 640_000
+    mouth_fill: bool = True
+    gaze: bool = True
+    rig: RigConfig = field(default_factory=RigConfig)
+    mouth: MouthConfig = field(default_factory=MouthConfig)
+    retarget: str | None = None
+    ldnet_weights: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.retarget not in (None, "ldnet"):
+            raise ValueError(f"--retarget must be ldnet, got {self.retarget!r}")
+        if self.ldnet_weights is not None and self.retarget is None:
+            raise ValueError("--ldnet-weights needs --retarget ldnet")
+
+
+@dataclass
+class WarpState:
+    """A prepared source: the image, each face's rig and mouth filler, and the shared mesh."""
+
+    image: np.ndarray
+    rigs: list[FaceRig]
+    mouths: list[MouthFiller]
+    keep: list[np.ndarray]        # per face: which of its control points survive (others sit in a head)
+    fixed: np.ndarray             # region border points, source pixels (x, y, depth)
+    movable: np.ndarray           # mesh vertices that may be pulled back when they fold (ring points)
+    mesh: MeshWarp
+    identities: list[np.ndarray] = field(default_factory=list)   # LD-Net identity code per face
+    retargeted: dict = field(default_factory=dict)                # (face, id of a driving pose) -> pose
+
+
+def _clamp_irises(e: np.ndarray) -> None:
+    """Keep each iris centre (and its ring) inside its eye opening, in the pose-free frame (in place)."""
+    for iris, upper, lower, corners in ((T.RIGHT_IRIS, T.RIGHT_EYE_UPPER, T.RIGHT_EYE_LOWER, T.RIGHT_EYE_CORNERS),
+                                        (T.LEFT_IRIS, T.LEFT_EYE_UPPER, T.LEFT_EYE_LOWER, T.LEFT_EYE_CORNERS)):
+        c = e[iris[0]]
+        x_lo, x_hi = sorted((e[corners[0], 0], e[corners[1], 0]))
+        width = x_hi - x_lo
+        top, bottom = e[upper[2:5], 1].mean(), e[lower[2:5], 1].mean()
+        gap = max(bottom - top, 0.0)
+        x = np.clip(c[0], x_lo + 0.22 * width, x_hi - 0.22 * width)
+        y = np.clip(c[1], top + 0.3 * gap, bottom - 0.3 * gap) if gap > 1e-6 else (top + bottom) / 2
+        e[iris, 0] += x - c[0]
+        e[iris, 1] += y - c[1]
+
+
+def _region_border(box: Box) -> np.ndarray:
+    """Fixed points on the border of the moving region (corners included)."""
+    t = np.linspace(0.0, 1.0, _FIXED_PER_SIDE + 1)[:-1]
+    x0, y0, x1, y1 = box.x0, box.y0, box.x1 - 1, box.y1 - 1
+    top = np.stack([x0 + t * (x1 - x0), np.full_like(t, y0)], 1)
+    right = np.stack([np.full_like(t, x1), y0 + t * (y1 - y0)], 1)
+    bottom = np.stack([x1 - t * (x1 - x0), np.full_like(t, y1)], 1)
+    left = np.stack([np.full_like(t, x0), y1 - t * (y1 - y0)], 1)
+    return np.concatenate([top, right, bottom, left])
+
+
+class WarpEngine(Engine):
+    """Landmark-driven piecewise-affine portrait warp with inner-mouth fill."""
+
+    name = "warp"
+
+    def __init__(self, transfer: TransferOptions = TransferOptions(), config: WarpConfig = WarpConfig()):
+        super().__init__(transfer)
+        self.config = config
+        self._times: dict[str, float] = defaultdict(float)
+        self.retargeter = None
+        if config.retarget == "ldnet":
+            from puppetry.methods.ldnet.inference import LDNet, LandmarkRetargeter
+            self.retargeter = LandmarkRetargeter(LDNet(config.ldnet_weights))
+
+    def timings(self) -> dict[str, float]:
+        return dict(self._times)
+
+    def prepare(self, source: SourceFaces) -> WarpState:
+        image = source.image
+        h, w = image.shape[:2]
+        cfg = self.config
+        rigs = [build_rig(lm, cfg.rig) for lm in source.landmarks]
+        lo = np.min([outer_extent(r, cfg.rig)[0] for r in rigs], axis=0)
+        hi = np.max([outer_extent(r, cfg.rig)[1] for r in rigs], axis=0)
+        box = Box(int(max(np.floor(lo[0]), 0)), int(max(np.floor(lo[1]), 0)),
+                  int(min(np.ceil(hi[0]) + 1, w)), int(min(np.ceil(hi[1]) + 1, h)))
+        # A ring point of one face that falls inside another face's head would pin that head: drop it.
+        keep, movable = [], []
+        n_face = len(LANDMARK_IDS)
+        for i, rig in enumerate(rigs):
+            rest = rig.rest_points[:, :2]
+            ok = np.ones(len(rest), bool)
+            for j, other in enumerate(rigs):
+                if j != i:
+                    ok[n_face:] &= ~PolygonPath(other.head_outline).contains_points(rest[n_face:])
+            keep.append(ok)
+            movable.append((np.arange(len(rest)) >= n_face)[ok])
+        points = np.concatenate([r.rest_points[k] for r, k in zip(rigs, keep)])
+        far = points[:, 2].max() + np.ptp(points[:, :2])          # the background is far behind every head
+        fixed = np.concatenate([_region_border(box), np.full((4 * _FIXED_PER_SIDE, 1), far)], 1)
+        points = np.concatenate([points, fixed])
+        movable = np.concatenate(movable + [np.zeros(len(fixed), bool)])
+        mesh = MeshWarp(points[:, :2], triangulate(points[:, :2]), box, cfg.field_max_pixels)
+        mouths = [MouthFiller(image, lm, cfg.mouth) for lm in source.landmarks]
+        identities = [self.retargeter.identity(lm) for lm in source.landmarks] if self.retargeter else []
+        return WarpState(image=image, rigs=rigs, mouths=mouths, keep=keep, fixed=fixed, movable=movable,
+                         mesh=mesh, identities=identities)
+
+    def _retarget(self, state: WarpState, face: int, pose: FacePose, cache: bool) -> FacePose:
+        """The driving pose with source face ``face``'s identity (LD-Net); the reference pose is cached."""
+        key = (face, id(pose))
+        if cache and key in state.retargeted and state.retargeted[key][0] is pose:
+            return state.retargeted[key][1]
+        points = self.retargeter.retarget(pose.compose(), state.identities[face])
+        out = decompose(points)
+        if cache:
+            state.retargeted = {k: v for k, v in state.retargeted.items() if k[0] != face}
+            state.retargeted[key] = (pose, out)
+        return out
+
+    def target_face(self, rig: FaceRig, frame: DrivingFrame, state: WarpState | None = None,
+                    face: int = 0) -> FacePose:
+        """The face a source face should take for this frame (motion transfer, then controls)."""
+        target = rig.pose
+        if frame.pose is not None:
+            driving = frame.pose
+            reference = frame.reference if frame.reference is not None else frame.pose
+            if self.retargeter is not None and state is not None:
+                driving = self._retarget(state, face, frame.pose, cache=False)
+                reference = self._retarget(state, face, reference, cache=True)
+            target = transfer_motion(rig.pose, driving, reference, self.transfer)
+        target = apply_controls(target, rig.pose, frame.controls)
+        if self.config.gaze:
+            e = np.array(target.expression, dtype=np.float64, copy=True)
+            _clamp_irises(e)
+        else:
+            e = np.array(target.expression, dtype=np.float64, copy=True)
+            e[T.RIGHT_IRIS] += rig.pose.expression[T.RIGHT_IRIS[0]] - e[T.RIGHT_IRIS[0]]
+            e[T.LEFT_IRIS] += rig.pose.expression[T.LEFT_IRIS[0]] - e[T.LEFT_IRIS[0]]
+            _clamp_irises(e)
+        return FacePose(e, target.rotation, target.scale, target.center)
+
+    def render(self, state: WarpState, frame: DrivingFrame) -> np.ndarray:
+        return self.render_with_targets(state, frame)[0]
+
+    def render_with_targets(self, state: WarpState, frame: DrivingFrame) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The warped frame and each source face's target landmarks (``478 x 3`` source pixels), which
+        engines built on the warp (wg-GAN) refine further."""
+        t0 = time.perf_counter()
+        targets = [self.target_face(rig, frame, state, i) for i, rig in enumerate(state.rigs)]
+        moved = np.concatenate([r.points(t)[k] for r, t, k in zip(state.rigs, targets, state.keep)]
+                               + [state.fixed])
+        xy = untangle(state.mesh.source, moved[:, :2], state.mesh.triangles, state.movable)
+        t1 = time.perf_counter()
+        out = state.mesh.warp(state.image, xy, moved[:, 2])
+        t2 = time.perf_counter()
+        points = [compose(t.expression, t.rotation, t.scale, t.center) for t in targets]
+        if self.config.mouth_fill:
+            for mouth, p in zip(state.mouths, points):
+                mouth.fill(out, p[:, :2], frame.image, frame.landmarks)
+        t3 = time.perf_counter()
+        self._times["motion"] += t1 - t0
+        self._times["warp"] += t2 - t1
+        self._times["mouth"] += t3 - t2
+        return out, points
