@@ -224,6 +224,27 @@ def test_report_json(report):
     assert len(pair["per_frame"]["akd"]) == FRAMES - 1
 
 
+def test_lip_and_eye_correlation_per_pair(report):
+    data = json.loads((report / "metrics.json").read_text())
+    selfm = {name: e["mean"] for name, e in data["results"]["self"].items()}
+    # the static source never moves its mouth: no correlation is defined, and none is made up
+    assert selfm["static"]["lip_corr"]["value"] is None and selfm["static"]["lip_corr"]["status"] == "no_data"
+    lip = selfm["warp"]["lip_corr"]
+    assert lip["pairs"] == 1 and 0.5 < lip["value"] <= 1.0          # d12 talks; the warp follows it
+    pair = data["results"]["self"]["warp"]["pairs"][0]
+    assert pair["mean"]["lip_corr"]["value"] == pytest.approx(lip["value"])
+
+
+def test_open_ratio_correlation_on_real_landmarks(detect):
+    frames, _ = read_video(str(SELF_VIDEO), max_frames=FRAMES)
+    lms = fm.stack_landmarks([(f[0] if (f := detect(img)) else None) for img in frames])
+    same = fm.open_ratio_correlation(lms, lms)
+    assert same["lip_corr"] == pytest.approx(1.0) and same["eye_corr"] == pytest.approx(1.0)
+    assert fm.open_ratio_correlation(lms, lms[::-1])["lip_corr"] < 0.99
+    still = np.repeat(lms[:1], len(lms), axis=0)
+    assert math.isnan(fm.open_ratio_correlation(still, lms)["lip_corr"])
+
+
 def test_report_html(report):
     page = (report / "report.html").read_text()
     assert "<table class='means'>" in page and "static (baseline)" in page and "unavailable" in page

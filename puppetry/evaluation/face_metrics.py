@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from puppetry.face import topology as T
-from puppetry.face.pose import eye_open_ratio, head_rotation, rotation_to_euler
+from puppetry.face.pose import eye_open_ratio, head_rotation, lip_open_ratio, rotation_to_euler
 
 EYEBALL_RADIUS_PER_EYE_WIDTH = 0.4
 """Eyeball radius over the corner-to-corner eye width (about 12 mm over 30 mm in adults)."""
@@ -145,3 +145,25 @@ def gaze_error(generated: np.ndarray, reference: np.ndarray, closed_eye_ratio: f
 
 __all__ = ["stack_landmarks", "found", "keypoint_distance", "missing_keypoint_rate", "head_angles",
            "pose_error", "gaze_vectors", "gaze_error", "EYEBALL_RADIUS_PER_EYE_WIDTH", "CLOSED_EYE_RATIO"]
+
+
+def _pearson(a: np.ndarray, b: np.ndarray, min_frames: int = 3) -> float:
+    ok = np.isfinite(a) & np.isfinite(b)
+    a, b = a[ok], b[ok]
+    if len(a) < min_frames or a.std() < 1e-6 or b.std() < 1e-6:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def open_ratio_correlation(generated: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+    """How well the generated mouth and eyes open and close in step with the driving face.
+
+    Args:
+        generated, reference: ``F x 478 x 3`` landmarks per frame (NaN where no face was found).
+    Returns:
+        ``{"lip_corr": r, "eye_corr": r}``: Pearson correlations over the frames where both faces were
+        found of the lip-open ratio and of the mean eye-open ratio; NaN with under 3 frames or when
+        either side never moves (a still image, such as the static baseline).
+    """
+    return {"lip_corr": _pearson(lip_open_ratio(generated), lip_open_ratio(reference)),
+            "eye_corr": _pearson(eye_open_ratio(generated).mean(-1), eye_open_ratio(reference).mean(-1))}

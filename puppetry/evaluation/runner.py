@@ -76,8 +76,13 @@ METRICS: dict[str, MetricInfo] = {
                        "cosine similarity of dlib identity embeddings to the source"),
     "gaze": MetricInfo("Gaze MAE", "deg", "lower", SETTINGS, None,
                        "angle between geometric eye-in-head gaze estimates"),
+    "lip_corr": MetricInfo("Lip corr", "", "higher", SETTINGS, None,
+                           "per pair, Pearson correlation of the lip-open ratio with the driving's"),
+    "eye_corr": MetricInfo("Eye corr", "", "higher", SETTINGS, None,
+                           "per pair, Pearson correlation of the eye-open ratio with the driving's"),
 }
 FRAME_METRICS = ("l1", "psnr", "ssim", "lpips", "akd", "apd", "gaze", "csim", "aed")
+PAIR_METRICS = ("lip_corr", "eye_corr")          # one value per pair; the summary averages the pairs
 
 
 @dataclass
@@ -303,8 +308,9 @@ def _unavailable(metric: str, models: _Models) -> dict | None:
 
 
 def _summary(setting: str, per_frame: dict[str, list[np.ndarray]], mkr: tuple[int, int], fid: dict,
-             models: _Models) -> dict:
-    """Means over all evaluated frames of one engine in one setting (frame-weighted over pairs)."""
+             models: _Models, per_pair: dict[str, list[float]]) -> dict:
+    """Means over all evaluated frames of one engine in one setting (frame-weighted over pairs); the
+    per-pair metrics are averaged over the pairs where they are defined."""
     out: dict[str, Any] = {}
     for metric, info in METRICS.items():
         if setting not in info.settings:
@@ -318,6 +324,11 @@ def _summary(setting: str, per_frame: dict[str, list[np.ndarray]], mkr: tuple[in
                            {"value": None, "status": "no_data", "reason": "no driving frame had a face"})
         elif metric == "fid":
             out[metric] = fid
+        elif metric in PAIR_METRICS:
+            values = np.array(per_pair.get(metric, []), dtype=np.float64)
+            valid = values[np.isfinite(values)]
+            out[metric] = ({"value": float(valid.mean()), "pairs": int(valid.size)} if valid.size else
+                           {"value": None, "status": "no_data", "reason": "no pair moved the mouth or eyes measurably"})
         else:
             out[metric] = _mean_entry(np.concatenate(per_frame.get(metric, [np.zeros(0)]) or [np.zeros(0)]))
     for axis in ("yaw", "pitch", "roll"):
@@ -398,6 +409,7 @@ def evaluate(self_videos: Sequence[str | os.PathLike] = (), cross_sources: Seque
     per_frame = {s: {name: {m: [] for m in FRAME_METRICS + ("apd_yaw", "apd_pitch", "apd_roll")}
                      for name in engines} for s in SETTINGS}
     mkr = {s: {name: [0, 0] for name in engines} for s in SETTINGS}
+    per_pair = {s: {name: {m: [] for m in PAIR_METRICS} for name in engines} for s in SETTINGS}
     features = {s: {name: [] for name in engines} for s in SETTINGS}
     real_features: dict[str, list] = {s: [] for s in SETTINGS}
     seconds = {name: [0.0, 0] for name in engines}
@@ -443,6 +455,9 @@ def evaluate(self_videos: Sequence[str | os.PathLike] = (), cross_sources: Seque
                 entry["frames"] = len(generated)
                 entry["mean"] = {m: _mean_entry(v) for m, v in series.items()}
                 entry["mean"]["mkr"] = {"value": lost / has if has else None, "frames": has}
+                for metric, value in fm.open_ratio_correlation(lms, ref.landmarks).items():
+                    per_pair[setting][name][metric].append(value)
+                    entry["mean"][metric] = {"value": _finite(value)}
                 entry["per_frame"] = {m: [_finite(float(x)) for x in v] for m, v in series.items()}
                 results[setting][name]["pairs"].append(entry)
                 strip.generated[name] = [_thumb(generated[i]) for i in idx]
@@ -462,7 +477,7 @@ def evaluate(self_videos: Sequence[str | os.PathLike] = (), cross_sources: Seque
             else:
                 fid = {}
             results[setting][name]["mean"] = _summary(setting, per_frame[setting][name], tuple(mkr[setting][name]),
-                                                      fid, models)
+                                                      fid, models, per_pair[setting][name])
     for name, (secs, n) in seconds.items():
         if name in engine_status and n:
             engine_status[name]["seconds_per_frame"] = secs / n

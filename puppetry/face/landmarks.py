@@ -16,7 +16,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from puppetry.face.native_output import silenced
+from puppetry.face.native_output import QUIET_FRAMES, silenced
 from puppetry.face.topology import NUM_LANDMARKS
 
 os.environ.setdefault("GLOG_minloglevel", "2")      # MediaPipe's C++ logging: warnings and up only
@@ -63,7 +63,7 @@ class FaceMeshDetector:
                 min_detection_confidence=self.config.min_detection_confidence,
                 min_tracking_confidence=self.config.min_tracking_confidence,
             )
-        self._first = True
+        self._quiet_frames = QUIET_FRAMES
 
     def detect(self, rgb: np.ndarray) -> list[np.ndarray]:
         """Find faces.
@@ -79,9 +79,9 @@ class FaceMeshDetector:
         if factor < 1.0:
             small = cv2.resize(rgb, (max(1, round(w * factor)), max(1, round(h * factor))),
                                interpolation=cv2.INTER_AREA)
-        with silenced() if self._first else contextlib.nullcontext():   # the graph logs on its first frame too
+        with silenced() if self._quiet_frames else contextlib.nullcontext():   # the graph logs on its first frames too
             result = self._mesh.process(np.ascontiguousarray(small))
-        self._first = False
+        self._quiet_frames = max(self._quiet_frames - 1, 0)
         if not result.multi_face_landmarks:
             return []
         sh, sw = small.shape[:2]

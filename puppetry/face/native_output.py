@@ -5,11 +5,11 @@ is built and when it first runs (``INFO: Created TensorFlow Lite XNNPACK delegat
 inference_feedback_manager``, ``WARNING: All log messages before absl::InitializeLog()``). Their
 environment variables (``GLOG_minloglevel``, ``TF_CPP_MIN_LOG_LEVEL``) no longer reach those lines, so
 :func:`silenced` points descriptor 2 at ``/dev/null`` for the length of a ``with`` block: the
-detectors wrap their construction and their first frame in it. ``puppetry --verbose`` (or
+detectors wrap their construction and their first frames (:data:`QUIET_FRAMES`) in it. ``puppetry --verbose`` (or
 :func:`show_native_output`) lets the lines through again.
 
 Python's own ``sys.stderr`` writes go through descriptor 2 as well; they are flushed before the
-redirect, and the window is kept to model construction and the first frame, so puppetry's own lines
+redirect, and the window is kept to model construction and the first frames, so puppetry's own lines
 are not lost in practice.
 """
 
@@ -21,6 +21,7 @@ import sys
 import threading
 from typing import Iterator
 
+QUIET_FRAMES = 3        # frames a new model runs silenced: its threads may log a little after the first
 _lock = threading.RLock()
 _show = False
 

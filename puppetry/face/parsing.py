@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from puppetry.face import topology as T
-from puppetry.face.native_output import silenced
+from puppetry.face.native_output import QUIET_FRAMES, silenced
 from puppetry.face.pose import head_rotation, rotation_to_euler
 
 MASK_LABELS: tuple[str, ...] = ("background", "skin", "brows", "eyes", "nose", "lips", "inner_mouth", "hair",
@@ -75,13 +75,13 @@ class PersonSegmenter:
             import mediapipe as mp  # heavy import, done only when a segmenter is built
 
             self._model = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=self.config.model)
-        self._first = True
+        self._quiet_frames = QUIET_FRAMES
 
     def probability(self, rgb: np.ndarray) -> np.ndarray:
         """``H x W`` float32 person probability of an ``H x W x 3`` uint8 RGB image."""
-        with silenced() if self._first else contextlib.nullcontext():   # the graph logs on its first frame too
+        with silenced() if self._quiet_frames else contextlib.nullcontext():   # the graph logs on its first frames too
             result = self._model.process(np.ascontiguousarray(rgb))
-        self._first = False
+        self._quiet_frames = max(self._quiet_frames - 1, 0)
         if result.segmentation_mask is None:
             return np.zeros(rgb.shape[:2], np.float32)
         return np.asarray(result.segmentation_mask, dtype=np.float32)

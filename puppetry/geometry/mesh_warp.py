@@ -30,34 +30,104 @@ def signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
 
 
+def _edges(points: np.ndarray, triangles: np.ndarray) -> tuple[np.ndarray, ...]:
+    p = np.asarray(points, np.float64)
+    a, b, c = (p[triangles[:, i], :2] for i in range(3))
+    return b[:, 0] - a[:, 0], c[:, 0] - a[:, 0], b[:, 1] - a[:, 1], c[:, 1] - a[:, 1]
+
+
+class StretchGauge:
+    """How much each triangle of a mesh is squeezed when its vertices move from ``source`` (fixed).
+
+    Calling it with target positions gives, per triangle, the smallest singular value of the affine
+    map from source to target: under 1 the triangle is squeezed along some direction (a sliver whose
+    area may still look fine), negative when it flips (the sign of the map's determinant), 1 for a
+    triangle degenerate in ``source``. Closed-form 2 x 2 algebra; the source side is computed once.
+    """
+
+    def __init__(self, source: np.ndarray, triangles: np.ndarray):
+        self.triangles = triangles
+        s00, s01, s10, s11 = _edges(source, triangles)          # S = [[s00, s01], [s10, s11]], edge columns
+        det = s00 * s11 - s01 * s10
+        self.ok = np.abs(det) > 1e-12
+        inv = np.where(self.ok, 1.0 / np.where(self.ok, det, 1.0), 0.0)
+        self.inverse = (s11 * inv, -s01 * inv, -s10 * inv, s00 * inv)      # S^-1, row-major
+
+    def __call__(self, target: np.ndarray) -> np.ndarray:
+        d00, d01, d10, d11 = _edges(target, self.triangles)
+        i00, i01, i10, i11 = self.inverse
+        m00, m01 = d00 * i00 + d01 * i10, d00 * i01 + d01 * i11         # M = D S^-1
+        m10, m11 = d10 * i00 + d11 * i10, d10 * i01 + d11 * i11
+        p = m00 ** 2 + m01 ** 2 + m10 ** 2 + m11 ** 2
+        q = m00 * m11 - m01 * m10
+        low = np.sqrt(np.maximum(p / 2 - np.sqrt(np.maximum(p ** 2 / 4 - q ** 2, 0.0)), 0.0))
+        return np.where(self.ok, np.sign(q) * low, 1.0)
+
+
+def min_stretch(source: np.ndarray, target: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """:class:`StretchGauge` of ``source`` applied once to ``target``, ``T``."""
+    return StretchGauge(source, triangles)(target)
+
+
 def untangle(source: np.ndarray, target: np.ndarray, triangles: np.ndarray, movable: np.ndarray,
-             iterations: int = 8) -> np.ndarray:
-    """Shrink the motion of movable vertices whose triangles fold over, until none does.
+             iterations: int = 8, rest: np.ndarray | None = None, min_area: float = 0.0,
+             gauge: StretchGauge | None = None) -> np.ndarray:
+    """Move movable vertices whose triangles fold over back toward ``source``, until none does.
 
     Folds among the face's own points are real self-occlusion (the nose hiding a cheek) and are left
     to depth ordering in :meth:`MeshWarp.sampling_map`; folds that involve ring points only mean a
     ring moved too far, so their ring points are pulled back toward rest.
 
     Args:
-        source: ``N x 2`` rest positions; target: ``N x 2`` moved positions.
+        source: ``N x 2`` where a pulled vertex goes (its rest, or any fold-free anchor);
+            target: ``N x 2`` moved positions.
         triangles: ``T x 3`` mesh.
         movable: ``N`` bool, the vertices that may be pulled back.
+        rest: ``N x 2`` positions that give each triangle's right orientation and area (default: ``source``).
+        min_area: a triangle squeezed along any direction below this share of its rest length
+            (:func:`min_stretch`) counts as folded too.
+        gauge: a :class:`StretchGauge` of ``rest`` to reuse (built when None and ``min_area`` > 0).
     Returns:
         ``N x 2`` targets.
     """
-    rest = signed_areas(source, triangles)
+    rest_points = source if rest is None else rest
+    rest = signed_areas(rest_points, triangles)
     scale = np.abs(rest).max(initial=1.0)
     solid = (np.abs(rest) > 1e-4 * scale) & movable[triangles].any(1)
     target = np.array(target, dtype=np.float64, copy=True)
+    if min_area > 0 and gauge is None:
+        gauge = StretchGauge(rest_points, triangles)
     for i in range(iterations):
         flipped = solid & (signed_areas(target, triangles) * np.sign(rest) < 0)
+        if min_area > 0:
+            flipped |= solid & (gauge(target) < min_area)
         if not flipped.any():
             break
         verts = np.unique(triangles[flipped])
-        verts = verts[movable[verts]]
+        verts = verts[movable[verts] & (np.abs(target[verts] - source[verts]).max(1) > 1e-6)]
+        if not len(verts):                # the rest cannot be helped by the movable points
+            break
         shrink = 0.5 if i < iterations - 1 else 0.0
         target[verts] = source[verts] + shrink * (target[verts] - source[verts])
     return target
+
+
+def _affine_maps(q: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``T x 3 x 2`` maps ``M`` with ``[x y 1] @ M`` = source position, from each triangle's ``T x 3 x 2``
+    target corners ``q`` to its source corners ``b`` (closed-form 3 x 3 inverse; a collapsed triangle
+    reads its source centre)."""
+    (x0, y0), (x1, y1), (x2, y2) = (q[:, i].T for i in range(3))
+    det = x0 * (y1 - y2) + x1 * (y2 - y0) + x2 * (y0 - y1)
+    ok = np.abs(det) > _DEGENERATE
+    inv_det = np.where(ok, 1.0 / np.where(ok, det, 1.0), 0.0)
+    # rows of inverse([[x0, y0, 1], [x1, y1, 1], [x2, y2, 1]]) (adjugate over the determinant)
+    inv = np.stack([np.stack([y1 - y2, y2 - y0, y0 - y1], 1),
+                    np.stack([x2 - x1, x0 - x2, x1 - x0], 1),
+                    np.stack([x1 * y2 - x2 * y1, x2 * y0 - x0 * y2, x0 * y1 - x1 * y0], 1)], 1)
+    m = (inv * inv_det[:, None, None]) @ b
+    m[~ok] = 0.0
+    m[~ok, 2] = b[~ok].mean(axis=1)
+    return m
 
 
 @dataclass(frozen=True)
@@ -137,12 +207,7 @@ class MeshWarp:
         for t in order:
             cv2.fillConvexPoly(index, pts[t], int(t), cv2.LINE_8, _SHIFT)
         # Affine map per triangle: [x y 1] @ M = source position.
-        a = np.concatenate([q[tri], np.ones((len(tri), 3, 1))], axis=2)
-        b = self.source[tri]
-        ok = np.abs(np.linalg.det(a)) > _DEGENERATE
-        m = np.zeros((len(tri), 3, 2))
-        m[ok] = np.linalg.solve(a[ok], b[ok])
-        m[~ok, 2] = b[~ok].mean(axis=1)                # collapsed: read the triangle's centre
+        m = _affine_maps(q[tri], self.source[tri])
         coef = m.reshape(len(tri), 6).astype(np.float32)
         idx = index.ravel()
         covered = idx >= 0
@@ -150,10 +215,22 @@ class MeshWarp:
             identity = np.zeros((1, 6), np.float32)
             coef = np.concatenate([coef, identity])
             idx = np.where(covered, idx, len(tri))
-        c = coef[idx].reshape(index.shape + (6,))
+        # Per pixel: map = [gx gy 1] @ M of its triangle; one small table lookup per coefficient (a
+        # gather of float32 scalars is several times faster than of 6-vectors), evaluated in place.
+        table = np.ascontiguousarray(coef.T)
+        k = idx.reshape(index.shape)
         gx, gy = self._gx, self._gy
-        map_x = c[..., 0] * gx + c[..., 2] * gy + c[..., 4]
-        map_y = c[..., 1] * gx + c[..., 3] * gy + c[..., 5]
+        map_x, map_y = table[0][k], table[1][k]
+        map_x *= gx
+        map_y *= gx
+        term = table[2][k]
+        term *= gy
+        map_x += term
+        term = table[3][k]
+        term *= gy
+        map_y += term
+        map_x += table[4][k]
+        map_y += table[5][k]
         if not covered.all():
             inv = 1.0 / self._to_grid
             hole = ~covered.reshape(index.shape)

@@ -15,15 +15,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from matplotlib.path import Path as PolygonPath
+from scipy import sparse
 
 from puppetry.engines.base import DrivingFrame, Engine, SourceFaces
 from puppetry.face import topology as T
 from puppetry.face.pose import FacePose, compose, decompose
-from puppetry.geometry.mesh_warp import Box, MeshWarp, triangulate, untangle
+from puppetry.geometry.mesh_warp import Box, MeshWarp, StretchGauge, signed_areas, triangulate, untangle
+from puppetry.methods.warp.contour import mesh_neighbours, unfold
+from puppetry.methods.warp.mouth import MouthConfig, MouthFiller
+from puppetry.methods.warp.rig import FEATURES, LANDMARK_IDS, FaceRig, RigConfig, build_rig, outer_extent
 from puppetry.motion.controls import apply_controls
 from puppetry.motion.transfer import TransferOptions, transfer_motion
-from puppetry.methods.warp.mouth import MouthConfig, MouthFiller
-from puppetry.methods.warp.rig import LANDMARK_IDS, FaceRig, RigConfig, build_rig, outer_extent
 
 _FIXED_PER_SIDE = 4          # fixed points on each side of the moving region
 
@@ -34,8 +36,10 @@ class WarpConfig:
 
     Attributes:
         field_max_pixels: the sampling map is computed on a grid of at most this many pixels and
-            upsampled (a 512 x 512 region is mapped at full resolution).
+            upsampled (a 1000 x 1000 region is mapped at full resolution).
         mouth_fill: paint the inner mouth when it opens wider than the source's.
+        unfold_contour: keep the face outline from folding on head turns (:mod:`.contour`); off where the
+            landmarks must land exactly on their targets (wg-GAN's training pairs).
         gaze: let the irises follow the driving irises (clamped inside the eye opening).
         rig: ring layout around each face.
         mouth: inner-mouth settings.
@@ -44,8 +48,9 @@ class WarpConfig:
         ldnet_weights: LD-Net weights (``RUN/ldnet.pt``); None reads ``$PUPPETRY_LDNET_WEIGHTS``.
     """
 
-    field_max_pixels: int = 640_000
+    field_max_pixels: int = 1_000_000
     mouth_fill: bool = True
+    unfold_contour: bool = True
     gaze: bool = True
     rig: RigConfig = field(default_factory=RigConfig)
     mouth: MouthConfig = field(default_factory=MouthConfig)
@@ -70,6 +75,11 @@ class WarpState:
     fixed: np.ndarray             # region border points, source pixels (x, y, depth)
     movable: np.ndarray           # mesh vertices that may be pulled back when they fold (ring points)
     mesh: MeshWarp
+    flattenable: np.ndarray       # mesh vertices that may turn flat where the contour folds (contour.py)
+    neighbours: sparse.csr_matrix  # mesh adjacency, for smoothing the flattening
+    unfold_candidates: np.ndarray  # per triangle: a face triangle watched for contour folds
+    face_starts: list[int]        # where each face's points start among the mesh vertices
+    gauge: StretchGauge           # how squeezed each triangle is, against the rest pose
     identities: list[np.ndarray] = field(default_factory=list)   # LD-Net identity code per face
     retargeted: dict = field(default_factory=dict)                # (face, id of a driving pose) -> pose
 
@@ -127,7 +137,7 @@ class WarpEngine(Engine):
         box = Box(int(max(np.floor(lo[0]), 0)), int(max(np.floor(lo[1]), 0)),
                   int(min(np.ceil(hi[0]) + 1, w)), int(min(np.ceil(hi[1]) + 1, h)))
         # A ring point of one face that falls inside another face's head would pin that head: drop it.
-        keep, movable = [], []
+        keep, movable, outer = [], [], []
         n_face = len(LANDMARK_IDS)
         for i, rig in enumerate(rigs):
             rest = rig.rest_points[:, :2]
@@ -136,17 +146,36 @@ class WarpEngine(Engine):
                 if j != i:
                     ok[n_face:] &= ~PolygonPath(other.head_outline).contains_points(rest[n_face:])
             keep.append(ok)
-            movable.append((np.arange(len(rest)) >= n_face)[ok])
+            movable.append((np.concatenate([np.zeros(n_face), rig.ring_weight]) < 1)[ok])   # the outer ring
+            outer.append(np.arange(len(rest)) >= n_face)
         points = np.concatenate([r.rest_points[k] for r, k in zip(rigs, keep)])
         far = points[:, 2].max() + np.ptp(points[:, :2])          # the background is far behind every head
         fixed = np.concatenate([_region_border(box), np.full((4 * _FIXED_PER_SIDE, 1), far)], 1)
         points = np.concatenate([points, fixed])
         movable = np.concatenate(movable + [np.zeros(len(fixed), bool)])
+        # The face and its head ring unfold together (the ring follows the outline); the outer ring and the
+        # border do not (untangle moves the outer ring toward the head instead).
+        head = np.concatenate([(np.concatenate([np.ones(n_face), r.ring_weight]) >= 1)[k] for r, k in zip(rigs, keep)]
+                              + [np.zeros(len(fixed), bool)])
+        flattenable = head.copy()
+        is_face = np.concatenate([~o[k] for o, k in zip(outer, keep)] + [np.zeros(len(fixed), bool)])
+        flattenable[is_face] = np.concatenate([r.flattenable for r in rigs])
+        face_starts = np.cumsum([0] + [int(k.sum()) for k in keep[:-1]]).tolist()
+        feature = np.zeros(len(points), bool)
+        for start in face_starts:
+            feature[start + FEATURES] = True
         mesh = MeshWarp(points[:, :2], triangulate(points[:, :2]), box, cfg.field_max_pixels)
+        tri = mesh.triangles
+        rest = signed_areas(mesh.source, tri)
+        solid = np.abs(rest) > 1e-4 * np.abs(rest).max(initial=1.0)
         mouths = [MouthFiller(image, lm, cfg.mouth) for lm in source.landmarks]
         identities = [self.retargeter.identity(lm) for lm in source.landmarks] if self.retargeter else []
         return WarpState(image=image, rigs=rigs, mouths=mouths, keep=keep, fixed=fixed, movable=movable,
-                         mesh=mesh, identities=identities)
+                         mesh=mesh, flattenable=flattenable, neighbours=mesh_neighbours(tri, len(points)),
+                         face_starts=face_starts, gauge=StretchGauge(mesh.source, tri),
+                         unfold_candidates=(solid & head[tri].all(1) & flattenable[tri].any(1)
+                                            & ~feature[tri].any(1)),
+                         identities=identities)
 
     def _retarget(self, state: WarpState, face: int, pose: FacePose, cache: bool) -> FacePose:
         """The driving pose with source face ``face``'s identity (LD-Net); the reference pose is cached."""
@@ -182,6 +211,42 @@ class WarpEngine(Engine):
             _clamp_irises(e)
         return FacePose(e, target.rotation, target.scale, target.center)
 
+    def control_points(self, state: WarpState, frame: DrivingFrame) -> tuple[list[FacePose], np.ndarray]:
+        """Each source face's target and the moved mesh vertices (``N x 3``: x, y, depth in source pixels)
+        for one frame.
+
+        The faces' 3D targets are unfolded at the contour (:func:`~puppetry.methods.warp.contour.unfold`),
+        the rings are laid around the unfolded outlines, and outer-ring points whose triangles fold or
+        are crushed move toward the head (never the head ring back from the face).
+        """
+        targets = [self.target_face(rig, frame, state, i) for i, rig in enumerate(state.rigs)]
+
+        def assemble(faces: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+            blocks, anchors = [], []
+            for rig, target, keep, face in zip(state.rigs, targets, state.keep, faces):
+                ring, following = rig.ring_points(target, face)
+                blocks.append(np.concatenate([face, ring])[keep])
+                anchors.append(np.concatenate([face, following])[keep])
+            return np.concatenate(blocks + [state.fixed]), np.concatenate(anchors + [state.fixed])
+
+        true_3d = assemble([r.face_points(t) for r, t in zip(state.rigs, targets)])[0]
+        moved = true_3d
+        if self.config.unfold_contour:
+            flat = assemble([r.face_points(t, flat=True) for r, t in zip(state.rigs, targets)])[0]
+            moved = unfold(true_3d, flat, state.mesh.triangles, state.gauge, state.unfold_candidates,
+                           state.flattenable, state.neighbours)
+        n = len(LANDMARK_IDS)
+        moved, anchor = assemble([moved[start:start + n] for start in state.face_starts])
+        moved[:, :2] = untangle(anchor[:, :2], moved[:, :2], state.mesh.triangles, state.movable,
+                                rest=state.mesh.source, min_area=self.config.rig.min_ring_squeeze,
+                                gauge=state.gauge)
+        return targets, moved
+
+    def sampling_map(self, state: WarpState, frame: DrivingFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Where each output pixel of the moving region reads the source (``map_x, map_y``, box-sized)."""
+        moved = self.control_points(state, frame)[1]
+        return state.mesh.sampling_map(moved[:, :2], moved[:, 2])
+
     def render(self, state: WarpState, frame: DrivingFrame) -> np.ndarray:
         return self.render_with_targets(state, frame)[0]
 
@@ -189,12 +254,9 @@ class WarpEngine(Engine):
         """The warped frame and each source face's target landmarks (``478 x 3`` source pixels), which
         engines built on the warp (wg-GAN) refine further."""
         t0 = time.perf_counter()
-        targets = [self.target_face(rig, frame, state, i) for i, rig in enumerate(state.rigs)]
-        moved = np.concatenate([r.points(t)[k] for r, t, k in zip(state.rigs, targets, state.keep)]
-                               + [state.fixed])
-        xy = untangle(state.mesh.source, moved[:, :2], state.mesh.triangles, state.movable)
+        targets, moved = self.control_points(state, frame)
         t1 = time.perf_counter()
-        out = state.mesh.warp(state.image, xy, moved[:, 2])
+        out = state.mesh.warp(state.image, moved[:, :2], moved[:, 2])
         t2 = time.perf_counter()
         points = [compose(t.expression, t.rotation, t.scale, t.center) for t in targets]
         if self.config.mouth_fill:

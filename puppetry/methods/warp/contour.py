@@ -1,0 +1,88 @@
+"""A face contour that never folds: the fix for the sawtooth edge on head turns.
+
+On a head turn the far cheek rotates behind the nose and the face outline moves inside the cheek, so
+the mesh triangles between them turn their backs (fold). Painted far to near, the front-facing
+triangles then end in a zigzag along mesh edges instead of the outline, and the ring triangles that
+start at the outline stick out from under the cheek: the sawtooth over the hair and the second copy
+of the hair's edge.
+
+:func:`unfold` removes those folds where they are not meant: each outer-face and ring point blends
+between its true 3D position ``P`` and its position on a flat card turned the same way ``F`` (a flat
+card cannot fold, and at rest ``F = P``), ``x = F + w (P - F)``. Starting from ``w = 1`` everywhere, the
+points of folded or crushed triangles (squeezed under ``min_squeeze`` of their squeeze on the card)
+quarter their ``w`` until none is left, and ``w`` is then smoothed over the
+mesh so the seam between 3D and flat has no kink. Where the card itself folds (the transferred
+expression folds the outline: landmarks tracked on a turned head often do), the folded points are
+relaxed toward their neighbours' mean. The eyes, nose and mouth are never flattened: the nose still
+covers the far cheek, which is a true occlusion.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import sparse
+
+from puppetry.geometry.mesh_warp import StretchGauge
+
+
+def mesh_neighbours(triangles: np.ndarray, n: int) -> sparse.csr_matrix:
+    """``n x n`` row-normalised adjacency of a triangle mesh (for smoothing per-vertex values)."""
+    i = triangles[:, [0, 1, 2, 1, 2, 0]].ravel()
+    j = triangles[:, [1, 2, 0, 0, 1, 2]].ravel()
+    a = sparse.coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n)).tocsr()
+    a.data[:] = 1.0
+    degree = np.asarray(a.sum(1)).ravel()
+    return sparse.diags(1.0 / np.maximum(degree, 1.0)) @ a
+
+
+def unfold(true_points: np.ndarray, flat_points: np.ndarray, triangles: np.ndarray, gauge: StretchGauge,
+           candidates: np.ndarray, flattenable: np.ndarray, neighbours: sparse.csr_matrix,
+           min_squeeze: float = 0.4, iterations: int = 4, smoothing: int = 2, relax: int = 4) -> np.ndarray:
+    """Control points without contour folds.
+
+    Args:
+        true_points: ``N x 3`` target points (x, y, depth) of the 3D face.
+        flat_points: ``N x 3`` the same targets with the face turned as a flat card.
+        triangles: ``T x 3`` mesh; gauge: its :class:`~puppetry.geometry.mesh_warp.StretchGauge` at rest.
+        candidates: ``T`` bool, the triangles watched for folds (non-degenerate face triangles with a
+            flattenable point).
+        flattenable: ``N`` bool, points allowed to flatten.
+        neighbours: :func:`mesh_neighbours` of the mesh.
+        min_squeeze: a triangle squeezed along any direction below this share of its squeeze on the
+            flat card counts as folded (a sliver that crushes a wide strip of the source into a few
+            pixels is a tear too).
+    Returns:
+        ``N x 3`` targets.
+    """
+    w = np.ones(len(true_points))
+    delta = true_points - flat_points
+    card = np.maximum(gauge(flat_points), 0.0)
+
+    def folded_now(points: np.ndarray) -> np.ndarray:
+        return candidates & (gauge(points) < min_squeeze * card)
+
+    for _ in range(iterations):
+        moved = flat_points + w[:, None] * delta
+        folded = folded_now(moved)
+        if not folded.any():
+            break
+        verts = np.unique(triangles[folded])
+        verts = verts[flattenable[verts] & (w[verts] > 1e-2)]
+        if not len(verts):                 # what is left folds in the card too: relaxed below
+            break
+        w[verts] *= 0.25
+    for _ in range(smoothing):           # no kink between flattened and 3D points; never raise a w
+        w = np.where(flattenable, np.minimum(w, neighbours @ w), w)
+    moved = flat_points + w[:, None] * delta
+    # Where even the card folds (the driving expression itself folds the outline, as landmarks of a
+    # turned head often do), relax the folded points toward their neighbours' mean.
+    for _ in range(relax):
+        folded = folded_now(moved)
+        if not folded.any():
+            break
+        verts = np.unique(triangles[folded])
+        verts = verts[flattenable[verts]]
+        if not len(verts):
+            break
+        moved[verts, :2] = 0.5 * moved[verts, :2] + 0.5 * (neighbours @ moved[:, :2])[verts]
+    return moved
