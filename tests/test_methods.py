@@ -256,3 +256,14 @@ def test_commands_print_only_puppetry_lines_unless_verbose(tmp_path):
     verbose = _stderr(tmp_path, "--verbose")
     native = [line for line in verbose if not line.startswith("puppetry: ")]
     assert any("TensorFlow Lite" in line or "inference_feedback_manager" in line for line in native), verbose
+
+
+def test_face_mesh_stays_quiet_when_the_first_frames_have_no_face(data):
+    """Its landmark model starts with the first face found, and logs then: that is silenced too."""
+    code = ("import numpy as np; from puppetry.face.landmarks import FaceMeshDetector; "
+            "from puppetry.media import read_image; d = FaceMeshDetector('image'); "
+            "[d.detect(np.full((256, 256, 3), 180, np.uint8)) for _ in range(4)]; "
+            f"assert d.detect(read_image({str(data / 'portraits' / 's1.jpg')!r}))")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GLOG", "TF_CPP"))}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0 and run.stderr == "", run.stderr

@@ -79,9 +79,12 @@ class FaceMeshDetector:
         if factor < 1.0:
             small = cv2.resize(rgb, (max(1, round(w * factor)), max(1, round(h * factor))),
                                interpolation=cv2.INTER_AREA)
-        with silenced() if self._quiet_frames else contextlib.nullcontext():   # the graph logs on its first frames too
+        # The graph logs natively on its first frames too, and its landmark model starts only with the
+        # first face found: stay silenced until a few frames with a face have run.
+        with silenced() if self._quiet_frames else contextlib.nullcontext():
             result = self._mesh.process(np.ascontiguousarray(small))
-        self._quiet_frames = max(self._quiet_frames - 1, 0)
+        if result.multi_face_landmarks:
+            self._quiet_frames = max(self._quiet_frames - 1, 0)
         if not result.multi_face_landmarks:
             return []
         sh, sw = small.shape[:2]

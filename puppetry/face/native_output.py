@@ -5,7 +5,8 @@ is built and when it first runs (``INFO: Created TensorFlow Lite XNNPACK delegat
 inference_feedback_manager``, ``WARNING: All log messages before absl::InitializeLog()``). Their
 environment variables (``GLOG_minloglevel``, ``TF_CPP_MIN_LOG_LEVEL``) no longer reach those lines, so
 :func:`silenced` points descriptor 2 at ``/dev/null`` for the length of a ``with`` block: the
-detectors wrap their construction and their first frames (:data:`QUIET_FRAMES`) in it. ``puppetry --verbose`` (or
+detectors wrap their construction and their first frames (:data:`QUIET_FRAMES`; for Face Mesh, its first
+frames with a face, since its landmark model starts with the first face) in it. ``puppetry --verbose`` (or
 :func:`show_native_output`) lets the lines through again.
 
 Python's own ``sys.stderr`` writes go through descriptor 2 as well; they are flushed before the
