@@ -72,7 +72,8 @@ def min_stretch(source: np.ndarray, target: np.ndarray, triangles: np.ndarray) -
 def untangle(source: np.ndarray, target: np.ndarray, triangles: np.ndarray, movable: np.ndarray,
              iterations: int = 8, rest: np.ndarray | None = None, min_area: float = 0.0,
              gauge: StretchGauge | None = None) -> np.ndarray:
-    """Move movable vertices whose triangles fold over back toward ``source``, until none does.
+    """Move movable vertices whose triangles fold over back toward ``source``, until none does (or
+    return the state with the fewest folds, then crushed triangles, met on the way).
 
     Folds among the face's own points are real self-occlusion (the nose hiding a cheek) and are left
     to depth ordering in :meth:`MeshWarp.sampling_map`; folds that involve ring points only mean a
@@ -97,19 +98,26 @@ def untangle(source: np.ndarray, target: np.ndarray, triangles: np.ndarray, mova
     target = np.array(target, dtype=np.float64, copy=True)
     if min_area > 0 and gauge is None:
         gauge = StretchGauge(rest_points, triangles)
+    def bad(points: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+        flipped = solid & (signed_areas(points, triangles) * np.sign(rest) < 0)
+        crushed = solid & (gauge(points) < min_area) & ~flipped if min_area > 0 else np.zeros_like(flipped)
+        return flipped | crushed, (int(flipped.sum()), int(crushed.sum()))
+
+    folded, score = bad(target)
+    best, best_score = target.copy(), score
     for i in range(iterations):
-        flipped = solid & (signed_areas(target, triangles) * np.sign(rest) < 0)
-        if min_area > 0:
-            flipped |= solid & (gauge(target) < min_area)
-        if not flipped.any():
+        if not folded.any():
             break
-        verts = np.unique(triangles[flipped])
+        verts = np.unique(triangles[folded])
         verts = verts[movable[verts] & (np.abs(target[verts] - source[verts]).max(1) > 1e-6)]
         if not len(verts):                # the rest cannot be helped by the movable points
             break
         shrink = 0.5 if i < iterations - 1 else 0.0
         target[verts] = source[verts] + shrink * (target[verts] - source[verts])
-    return target
+        folded, score = bad(target)
+        if score < best_score:            # a pull can fold triangles further on: keep the best state
+            best, best_score = target.copy(), score
+    return best
 
 
 def _affine_maps(q: np.ndarray, b: np.ndarray) -> np.ndarray:
