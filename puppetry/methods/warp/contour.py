@@ -6,7 +6,7 @@ triangles then end in a zigzag along mesh edges instead of the outline, and the 
 start at the outline stick out from under the cheek: the sawtooth over the hair and the second copy
 of the hair's edge.
 
-:func:`unfold` removes those folds where they are not meant: each outer-face and ring point blends
+:func:`unfold` removes those folds where they are not meant: each outer-face and head-ring point blends
 between its true 3D position ``P`` and its position on a flat card turned the same way ``F`` (a flat
 card cannot fold, and at rest ``F = P``), ``x = F + w (P - F)``. Starting from ``w = 1`` everywhere, the
 points of folded or crushed triangles (squeezed under ``min_squeeze`` of their squeeze on the card)

@@ -63,21 +63,19 @@ class FaceRig:
 
     Attributes:
         pose: the source face decomposed.
-        ring_expression: ``K x 3`` ring points in the pose-free frame.
         ring_offset: ``K x 3`` each ring point's offset from its outline point (pose-free, no depth).
         rest_ring: ``K x 3`` the ring points at rest, source pixels.
         ring_oval: ``K`` index into ``FACE_OVAL`` of the outline point each ring point follows.
         ring_weight: ``K`` head confidence of each ring point (1 on the head ring).
         head_outline: ``36 x 2`` source pixels of the head ring (to tell what is inside a head).
         flat_offset: ``470 x 3`` expression offsets that put every control point on the plane
-            through the face centre parallel to the image at rest (``points(..., flat=True)``): the head
+            through the face centre parallel to the image at rest (``face_points(..., flat=True)``): the head
             then turns as a flat card, which cannot fold (see :mod:`puppetry.methods.warp.contour`).
-        flattenable: ``470 + K`` bool, the points that may be flattened where the mesh folds: the
+        flattenable: ``470`` bool, the face points that may be flattened where the mesh folds: the
             outer face (cheeks, temples, jaw, forehead edge), never the eyes, nose or mouth.
     """
 
     pose: FacePose
-    ring_expression: np.ndarray
     ring_oval: np.ndarray
     ring_weight: np.ndarray
     head_outline: np.ndarray
@@ -161,7 +159,7 @@ def build_rig(landmarks: np.ndarray, config: RigConfig = RigConfig()) -> FaceRig
     ring_oval = np.concatenate([np.arange(n)] * 2)
     ring_offset = ring - oval[ring_oval]
     ring_offset[:, 2] = 0.0
-    return FaceRig(pose=pose, ring_expression=ring, ring_oval=ring_oval,
+    return FaceRig(pose=pose, ring_oval=ring_oval,
                    ring_weight=np.concatenate([np.ones(n), outer_w]), head_outline=outline,
                    flat_offset=flat_offset, flattenable=outer_face, ring_offset=ring_offset,
                    rest_ring=compose(ring, pose.rotation, pose.scale, pose.center))
