@@ -35,7 +35,15 @@ def d3_faces(data):
 def test_relative_transfer_without_change_is_the_source(d3_faces):
     src, ref, _ = d3_faces
     out = transfer_motion(src, ref, ref)
-    np.testing.assert_allclose(out.compose(), src.compose(), atol=1e-9)
+    # s1's mouth is a little less open than d3's first frame: the mouth takes the driver's opening
+    # (puppetry.motion.transfer, lids and lips); everything else is the source's
+    from puppetry.motion.controls import jaw_weights, lip_gap, upper_lip_weights
+    assert lip_gap(src.expression) < lip_gap(ref.expression)
+    np.testing.assert_allclose(lip_gap(out.expression), lip_gap(ref.expression), atol=1e-3)
+    still = (jaw_weights(src.expression) == 0) & (upper_lip_weights(src.expression) == 0)
+    np.testing.assert_allclose(out.compose()[still], src.compose()[still], atol=1e-9)
+    closed = transfer_motion(src, ref, ref, TransferOptions(region="eyes"))
+    np.testing.assert_allclose(closed.compose(), src.compose(), atol=1e-9)
 
 
 def test_relative_transfer_is_normalised_for_size_rotation_and_position(d3_faces):

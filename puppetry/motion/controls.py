@@ -54,7 +54,12 @@ class Controls:
         return replace(self, eyes=clamp(self.eyes), lips=clamp(self.lips), smile=clamp(self.smile))
 
 
-def _set_eye(e: np.ndarray, source_e: np.ndarray, upper, lower, crease, iris, value: float) -> None:
+EYE_PARTS = ((T.RIGHT_EYE_UPPER, T.RIGHT_EYE_LOWER, T.RIGHT_EYE_CREASE, T.RIGHT_IRIS),
+             (T.LEFT_EYE_UPPER, T.LEFT_EYE_LOWER, T.LEFT_EYE_CREASE, T.LEFT_IRIS))
+"""Per eye (subject's right, left): upper lid, lower lid (column by column under the upper), crease, iris."""
+
+
+def set_eye_gap(e: np.ndarray, source_e: np.ndarray, upper, lower, crease, iris, value: float) -> None:
     """Set one eye's lid gap to ``value`` times the source's gap (in place, on ``N x 3`` arrays)."""
     gap_source = source_e[lower] - source_e[upper]                  # 7 x 3, upper -> lower
     gap_now = e[lower] - e[upper]
@@ -79,12 +84,15 @@ def jaw_weights(e: np.ndarray) -> np.ndarray:
     y_lip = float(e[T.LIP_LOWER_INNER[4], 1])
     y_chin = float(e[T.CHIN, 1])
     jaw_half = float(abs(e[454, 0] - e[234, 0]) / 2)
+    yc = min(yc, y_lip - 0.3 * half)          # a downturned mouth's corners lie below its middle
     v = np.clip((e[:, 1] - yc) / max(y_lip - yc, 1e-6), 0.0, 1.0)
     v = v * v * (3 - 2 * v)
     depth = np.clip((e[:, 1] - y_lip) / max(y_chin - y_lip, 1e-6), 0.0, 1.0)
     reach = half * 1.05 + depth * (jaw_half - half * 1.05)
     h = np.sqrt(np.clip(1 - ((e[:, 0] - xm) / reach) ** 2, 0.0, 1.0))
-    return v * h
+    w = v * h
+    w[np.concatenate([T.LIP_UPPER_INNER, T.LIP_UPPER_OUTER])] = 0.0   # a closed mouth's inner lips coincide
+    return w
 
 
 def upper_lip_weights(e: np.ndarray) -> np.ndarray:
@@ -94,6 +102,29 @@ def upper_lip_weights(e: np.ndarray) -> np.ndarray:
     upper = np.concatenate([T.LIP_UPPER_INNER, T.LIP_UPPER_OUTER])
     w[upper] = np.sqrt(np.clip(1 - ((e[upper, 0] - xm) / (half * 1.05)) ** 2, 0.0, 1.0))
     return w
+
+
+def lip_gap(e: np.ndarray) -> np.ndarray:
+    """Inner-lip gap in the pose-free frame, mean of the three middle columns (``... x 478 x 3`` -> ``...``)."""
+    mid = slice(3, 6)
+    return (e[..., T.LIP_LOWER_INNER[mid], 1] - e[..., T.LIP_UPPER_INNER[mid], 1]).mean(-1)
+
+
+def eye_gaps(e: np.ndarray) -> np.ndarray:
+    """Lid gaps in the pose-free frame, mean of the three middle columns, ``... x 2`` (right, left eye)."""
+    mid = slice(2, 5)
+    return np.stack([(e[..., lower[mid], 1] - e[..., upper[mid], 1]).mean(-1) for upper, lower, _, _ in EYE_PARTS], -1)
+
+
+def set_lip_gap(e: np.ndarray, gap: float, shape: np.ndarray | None = None) -> None:
+    """Open or close the mouth of ``478 x 3`` expression ``e`` (in place) to an inner-lip gap of ``gap``:
+    the jaw takes most of the change and the upper lip the rest (:data:`UPPER_LIP_SHARE`). ``shape``
+    (default ``e``) is the face whose mouth lays out those weights; pass an uncrossed one when ``e``'s
+    lips may have crossed."""
+    delta = gap - float(lip_gap(e))
+    shape = e if shape is None else shape
+    jaw, upper = jaw_weights(shape), upper_lip_weights(shape)
+    e[:, 1] += (1 - UPPER_LIP_SHARE) * delta * jaw - UPPER_LIP_SHARE * delta * upper
 
 
 def apply_controls(target: FacePose, source: FacePose, controls: Controls) -> FacePose:
@@ -111,15 +142,11 @@ def apply_controls(target: FacePose, source: FacePose, controls: Controls) -> Fa
     e = np.array(target.expression, dtype=np.float64, copy=True)
     s = source.expression
     if controls.eyes is not None:
-        _set_eye(e, s, T.RIGHT_EYE_UPPER, T.RIGHT_EYE_LOWER, T.RIGHT_EYE_CREASE, T.RIGHT_IRIS, controls.eyes)
-        _set_eye(e, s, T.LEFT_EYE_UPPER, T.LEFT_EYE_LOWER, T.LEFT_EYE_CREASE, T.LEFT_IRIS, controls.eyes)
+        for upper, lower, crease, iris in EYE_PARTS:
+            set_eye_gap(e, s, upper, lower, crease, iris, controls.eyes)
     if controls.lips is not None:
-        xm, _, half = _mouth_frame(e)
-        mid = slice(3, 6)
-        gap = float((e[T.LIP_LOWER_INNER[mid], 1] - e[T.LIP_UPPER_INNER[mid], 1]).mean())
-        delta = controls.lips * MAX_LIP_GAP * 2 * half - gap
-        jaw, upper = jaw_weights(e), upper_lip_weights(e)
-        e[:, 1] += (1 - UPPER_LIP_SHARE) * delta * jaw - UPPER_LIP_SHARE * delta * upper
+        _, _, half = _mouth_frame(e)
+        set_lip_gap(e, controls.lips * MAX_LIP_GAP * 2 * half)
     if controls.smile is not None and controls.smile > 0:
         _, _, half = _mouth_frame(e)
         width = 2 * half

@@ -1,7 +1,8 @@
 """Turn driving frames into face motion, one frame at a time (offline videos and live streams).
 
-The tracker runs Face Mesh in video mode, smooths the landmarks with a One Euro filter in units of
-face size, and holds the last good face when the face is lost, counting those frames.
+The tracker runs Face Mesh in video mode, smooths the face with One Euro filters in the face's own
+frame (:class:`~puppetry.face.smoothing.FaceMotionFilter`: the head pose, and quicker filters for the
+lids and lips), and holds the last good face when the face is lost, counting those frames.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numpy as np
 
 from puppetry.face.landmarks import DetectorConfig, FaceMeshDetector
 from puppetry.face.pose import FacePose, decompose
-from puppetry.face.smoothing import OneEuroConfig, OneEuroFilter
+from puppetry.face.smoothing import FaceMotionFilter, OneEuroConfig
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +39,7 @@ class MotionTracker:
 
     def __init__(self, fps: float, smoothing: OneEuroConfig | None = OneEuroConfig(), mode: str = "video"):
         self.detector = FaceMeshDetector(mode, DetectorConfig(max_faces=1))
-        self.filter = OneEuroFilter(fps, smoothing) if smoothing is not None else None
-        self._unit: float | None = None
+        self.filter = FaceMotionFilter(fps, smoothing) if smoothing is not None else None
         self._last: TrackedFace | None = None
         self.lost = 0
         self.frames = 0
@@ -55,9 +55,7 @@ class MotionTracker:
             return TrackedFace(self._last.landmarks, self._last.pose, found=False)
         points = faces[0].astype(np.float64)
         if self.filter is not None:
-            if self._unit is None:
-                self._unit = float(decompose(points).scale)
-            points = self.filter(points / self._unit) * self._unit
+            points = self.filter(points)
         face = TrackedFace(points.astype(np.float32), decompose(points), found=True)
         self._last = face
         return face

@@ -12,6 +12,19 @@ is taken in the head's own frame, so a nod stays a nod and a video filmed with a
 the same motion as a level one: the result does not depend on the driving face's size, rotation or
 position, only on how it moved.
 
+Lids and lips (:func:`close_like_driver`): the additive rule moves them by the driving change, which
+crosses them when the driving face starts more open than the source (a closed-mouthed source, a driver
+who starts mid-word) and leaves them half open when it starts less open (a wide-eyed source). Their
+gap ``g`` (middle columns of the lids or inner lips, pose-free frame) is transferred instead against
+a reference gap ``g_r``: the driver's own at its reference frame for the eyes, and for the mouth the
+smaller of that and the source's (a closed source mouth matches the driver's mouth when it is closed,
+not mid-word, so it follows every syllable):
+
+    g_t = g_s + m * (g_d - g_r)                 when g_d >= g_r
+    g_t = g_s * max(1 - m * (1 - g_d / g_r), 0) when g_d <  g_r   (the same share of the way to closed)
+
+so the target closes fully exactly when the driver does; both lines agree at ``g_d = g_r``.
+
 Absolute: the source takes the driving expression and rotation themselves (``E_t = E_d``, ``R_t = R_d``)
 and keeps its own size and position.
 """
@@ -22,7 +35,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from puppetry.face import topology as T
 from puppetry.face.pose import FacePose
+from puppetry.motion.controls import EYE_PARTS, eye_gaps, lip_gap, set_eye_gap, set_lip_gap
 from puppetry.motion.regions import REGIONS, expression_mask, region_moves_pose
 
 
@@ -62,6 +77,10 @@ def transfer_motion(source: FacePose, driving: FacePose, reference: FacePose,
     mask = expression_mask(options.region, source.expression)[:, None] * options.multiplier
     if options.relative:
         expression = source.expression + mask * (driving.expression - reference.expression)
+        if options.multiplier > 0:
+            expression = close_like_driver(expression, source.expression, driving.expression,
+                                           reference.expression, options.multiplier,
+                                           eyes=bool(mask[T.EYES].any()), lips=bool(mask[T.LIPS].any()))
     else:
         expression = source.expression + mask * (driving.expression - source.expression)
     if not region_moves_pose(options.region):
@@ -75,3 +94,39 @@ def transfer_motion(source: FacePose, driving: FacePose, reference: FacePose,
     else:
         rotation, scale, center = np.asarray(driving.rotation, dtype=np.float64), source.scale, source.center
     return FacePose(expression, rotation, scale, center)
+
+
+def _gap_share(g_s: np.ndarray, g_d: np.ndarray, g_r: np.ndarray, multiplier: float) -> np.ndarray:
+    """Target gap from the source's, the driving frame's and the reference gap (module docstring)."""
+    closing = (g_d < g_r) & (g_r > 1e-6)
+    share = np.clip(1.0 - multiplier * (1.0 - np.clip(g_d, 0.0, None) / np.maximum(g_r, 1e-6)), 0.0, None)
+    return np.where(closing, g_s * share, g_s + multiplier * (g_d - g_r))
+
+
+def close_like_driver(expression: np.ndarray, source: np.ndarray, driving: np.ndarray, reference: np.ndarray,
+                      multiplier: float = 1.0, eyes: bool = True, lips: bool = True) -> np.ndarray:
+    """Re-set the lid and lip gaps of a relative target so that they open and close with the driver's
+    (module docstring): never crossed, fully closed when the driver's are.
+
+    Args:
+        expression: ``478 x 3`` target expression from the additive rule.
+        source, driving, reference: ``478 x 3`` expressions of the source, the driving frame and the
+            driving reference frame.
+        multiplier: the transfer's multiplier (> 0).
+        eyes, lips: which parts the transfer moves.
+    Returns:
+        A new ``478 x 3`` expression; the additive one wherever the eyes do not close below the
+        reference and the source's mouth is at least as open as the driver's reference.
+    """
+    out = np.array(expression, dtype=np.float64, copy=True)
+    if eyes:
+        g_s, g_d, g_r = eye_gaps(source), eye_gaps(driving), eye_gaps(reference)
+        wanted = _gap_share(g_s, g_d, g_r, multiplier)
+        for (upper, lower, crease, iris), g, gs, gd, gr in zip(EYE_PARTS, wanted, g_s, g_d, g_r):
+            if gd < gr and gs > 1e-6:
+                set_eye_gap(out, source, upper, lower, crease, iris, float(g / gs))
+    if lips:
+        g_s, g_d = float(lip_gap(source)), float(lip_gap(driving))
+        g_r = float(np.clip(min(lip_gap(reference), g_s), 0.0, None))
+        set_lip_gap(out, float(_gap_share(g_s, g_d, g_r, multiplier)), shape=source)
+    return out

@@ -4,9 +4,11 @@ A 2D warp cannot show what the source hides: when a closed mouth opens, the warp
 lips' edge pixels. This module paints the opening between the target's inner lips:
 
 * from the driving frame's own inner mouth (teeth, tongue) when driving pixels exist, mapped onto the
-  target lips by an affine fit of the lip landmarks and colour-matched to the source's lips;
-* otherwise (templates, procedural motion, controls) with a synthetic mouth: a dark cavity whose
-  tint comes from the source's lips, an upper-teeth band and a dimmer lower-teeth band.
+  target lips by an affine fit of the lip landmarks and colour-matched to the source's lips, in the
+  measure that the driving mouth is itself open as wide as the target's (:meth:`MouthFiller.driving_share`);
+* otherwise (templates, procedural motion, controls), and for the rest of that measure, with a
+  synthetic mouth: a dark cavity whose tint comes from the source's lips, an upper-teeth band and a
+  dimmer lower-teeth band.
 
 The fill fades in with how much wider the target mouth is than the source's, so an already-open
 source mouth keeps its own teeth.
@@ -32,6 +34,7 @@ class MouthConfig:
     fade: float = 0.05
     feather: float = 0.06        # mask blur, as a share of the mouth width
     shrink: float = 0.04         # the fill stops this share of the mouth width inside the lips
+    closed: float = 0.03         # a driving lip-open ratio at or below this shows no inner mouth
 
 
 def _polygon_mask(shape: tuple[int, int], polygon: np.ndarray) -> np.ndarray:
@@ -79,6 +82,19 @@ class MouthFiller:
         opening = float(lip_open_ratio(target)) - max(self.open_ratio, 0.02)
         return float(np.clip(opening / self.config.fade, 0.0, 1.0))
 
+    def driving_share(self, target: np.ndarray, driving_landmarks: np.ndarray | None) -> float:
+        """How much of the fill comes from the driving frame's own mouth, 0..1: all of it when the driving
+        mouth is open at least as wide as the target's, none when it is closed. (A driver who starts with
+        an open mouth and closes it still drives an open target when the source starts more open; its
+        closed lips are no picture of an open mouth, and the synthetic mouth takes over.)"""
+        if driving_landmarks is None:
+            return 0.0
+        wanted = float(lip_open_ratio(target[:, :2]))
+        shown = float(lip_open_ratio(np.asarray(driving_landmarks)[:, :2]))
+        closed = self.config.closed
+        share = (shown - closed) / max(wanted - closed, 1e-6)
+        return float(np.clip(share, 0.0, 1.0) ** 2)
+
     def _synthetic(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         """Mouth texture at mouth coordinates ``u`` (-1..1, corner to corner) and ``v`` (0 upper lip,
         1 lower lip); returns ``... x 3`` float RGB."""
@@ -115,10 +131,11 @@ class MouthFiller:
         mask = _polygon_mask((y1 - y0, x1 - x0), shrunk - off).astype(np.float32) / 255.0
         sigma = max(width * cfg.feather * 0.5, 0.6)
         mask = cv2.GaussianBlur(mask, (0, 0), sigma) * alpha
-        if driving is not None and driving_landmarks is not None:
-            tex = self._from_driving(driving, driving_landmarks, target, (x0, y0, x1, y1))
-        else:
-            tex = self._synthetic_patch(target, (x0, y0, x1, y1))
+        box = (x0, y0, x1, y1)
+        share = self.driving_share(target, driving_landmarks) if driving is not None else 0.0
+        tex = self._synthetic_patch(target, box) if share < 1.0 else 0.0
+        if share > 0.0:
+            tex = tex + share * (self._from_driving(driving, driving_landmarks, target, box) - tex)
         if self.grayscale:
             tex[:] = tex.mean(2, keepdims=True)
         region = out[y0:y1, x0:x1].astype(np.float32)
@@ -135,7 +152,7 @@ class MouthFiller:
         patch = cv2.warpAffine(driving, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
         mean, std = _lip_stats(driving, dlm)
-        gain = np.clip(self.lip_std / std, 0.6, 1.6)
+        gain = np.clip(self.lip_std / std, 1.0, 1.6)        # never flatten the teeth and cavity
         return (patch - mean) * gain + self.lip_mean
 
     def _synthetic_patch(self, target: np.ndarray, box) -> np.ndarray:
