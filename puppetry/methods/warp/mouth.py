@@ -84,16 +84,17 @@ class MouthFiller:
 
     def driving_share(self, target: np.ndarray, driving_landmarks: np.ndarray | None) -> float:
         """How much of the fill comes from the driving frame's own mouth, 0..1: all of it when the driving
-        mouth is open at least as wide as the target's, none when it is closed. (A driver who starts with
-        an open mouth and closes it still drives an open target when the source starts more open; its
-        closed lips are no picture of an open mouth, and the synthetic mouth takes over.)"""
+        mouth is open at least 70 % as wide as the target's, none below 30 % or when it is closed. (A
+        source that starts more open than the driver keeps an open mouth while the driver's is closed or
+        nearly so; a squashed picture of closed lips is no open mouth, and the synthetic mouth takes over.)"""
         if driving_landmarks is None:
             return 0.0
         wanted = float(lip_open_ratio(target[:, :2]))
         shown = float(lip_open_ratio(np.asarray(driving_landmarks)[:, :2]))
-        closed = self.config.closed
-        share = (shown - closed) / max(wanted - closed, 1e-6)
-        return float(np.clip(share, 0.0, 1.0) ** 2)
+        if shown <= self.config.closed:
+            return 0.0
+        t = float(np.clip((shown / max(wanted, 1e-6) - 0.3) / 0.4, 0.0, 1.0))
+        return t * t * (3.0 - 2.0 * t)
 
     def _synthetic(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         """Mouth texture at mouth coordinates ``u`` (-1..1, corner to corner) and ``v`` (0 upper lip,
@@ -152,7 +153,7 @@ class MouthFiller:
         patch = cv2.warpAffine(driving, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
         mean, std = _lip_stats(driving, dlm)
-        gain = np.clip(self.lip_std / std, 1.0, 1.6)        # never flatten the teeth and cavity
+        gain = np.clip(self.lip_std / std, 0.6, 1.6)
         return (patch - mean) * gain + self.lip_mean
 
     def _synthetic_patch(self, target: np.ndarray, box) -> np.ndarray:
