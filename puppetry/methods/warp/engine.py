@@ -24,6 +24,7 @@ from puppetry.geometry.mesh_warp import Box, MeshWarp, StretchGauge, signed_area
 from puppetry.methods.warp.contour import mesh_neighbours, unfold
 from puppetry.methods.warp.mouth import MouthConfig, MouthFiller
 from puppetry.methods.warp.rig import FEATURES, LANDMARK_IDS, FaceRig, RigConfig, build_rig, outer_extent
+from puppetry.motion.body import BodyConfig, BodyMotion
 from puppetry.motion.controls import apply_controls
 from puppetry.motion.transfer import TransferOptions, transfer_motion
 
@@ -43,6 +44,10 @@ class WarpConfig:
         gaze: let the irises follow the driving irises (clamped inside the eye opening).
         rig: ring layout around each face.
         mouth: inner-mouth settings.
+        follow_body: move the source's neck and shoulders (the outer ring under each face, where the
+            person is) with the driving body under the face (:mod:`puppetry.motion.body`); the background
+            and everything when the driving frame shows no body stay still.
+        body: how the driving body is tracked.
         retarget: ``"ldnet"`` gives the driving landmarks each source face's identity with a trained
             LD-Net (002, Sec. 3.1) before motion transfer, for cross-identity animation; None: off.
         ldnet_weights: LD-Net weights (``RUN/ldnet.pt``); None reads ``$PUPPETRY_LDNET_WEIGHTS``.
@@ -56,6 +61,8 @@ class WarpConfig:
     mouth: MouthConfig = field(default_factory=MouthConfig)
     retarget: str | None = None
     ldnet_weights: str | None = None
+    follow_body: bool = True
+    body: BodyConfig = field(default_factory=BodyConfig)
 
     def __post_init__(self) -> None:
         if self.retarget not in (None, "ldnet"):
@@ -82,6 +89,9 @@ class WarpState:
     gauge: StretchGauge           # how squeezed each triangle is, against the rest pose
     identities: list[np.ndarray] = field(default_factory=list)   # LD-Net identity code per face
     retargeted: dict = field(default_factory=dict)                # (face, id of a driving pose) -> pose
+    body_weight: np.ndarray | None = None   # per mesh vertex: source pixels moved per face width of body motion
+    body: BodyMotion | None = None          # the driving body, tracked against body_reference
+    body_reference: int | None = None       # id() of the driving reference pose the body is tracked from
 
 
 def _clamp_irises(e: np.ndarray) -> None:
@@ -108,6 +118,35 @@ def _region_border(box: Box) -> np.ndarray:
     bottom = np.stack([x1 - t * (x1 - x0), np.full_like(t, y1)], 1)
     left = np.stack([np.full_like(t, x0), y1 - t * (y1 - y0)], 1)
     return np.concatenate([top, right, bottom, left])
+
+
+def _body_weights(state: WarpState) -> np.ndarray:
+    """Per mesh vertex, how many source pixels it moves per face width of driving body motion: the
+    outer-ring points under each face (full weight straight down, none from the sides up) that lie on
+    the person (MediaPipe selfie segmentation of the source), times that face's width."""
+    from puppetry.face.parsing import PersonSegmenter
+
+    with PersonSegmenter() as segmenter:
+        person = segmenter.probability(state.image)
+    h, w = person.shape
+    weights = []
+    for rig, keep in zip(state.rigs, state.keep):
+        rest = rig.rest_points[:, :2]
+        n_face = len(LANDMARK_IDS)
+        oval = rest[:n_face][np.isin(LANDMARK_IDS, T.FACE_OVAL)]
+        centre, width = oval.mean(0), float(np.ptp(oval[:, 0]))
+        offset = rest - centre
+        down = offset[:, 1] / np.maximum(np.linalg.norm(offset, axis=1), 1e-9)
+        t = np.clip((down - 0.2) / 0.6, 0.0, 1.0)
+        weight = t * t * (3 - 2 * t)
+        weight[:n_face] = 0.0
+        weight[n_face:][rig.ring_weight >= 1] = 0.0                 # the head ring follows the head
+        xy = np.round(rest).astype(int)
+        inside = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
+        on_person = np.zeros(len(rest))
+        on_person[inside] = person[xy[inside, 1], xy[inside, 0]]
+        weights.append((weight * np.clip((on_person - 0.3) / 0.4, 0.0, 1.0) * width)[keep])
+    return np.concatenate(weights + [np.zeros(len(state.fixed))])
 
 
 class WarpEngine(Engine):
@@ -237,10 +276,35 @@ class WarpEngine(Engine):
                            state.flattenable, state.neighbours)
         n = len(LANDMARK_IDS)
         moved, anchor = assemble([moved[start:start + n] for start in state.face_starts])
+        shift = self._body_shift(state, frame)
+        if shift is not None:
+            moved[:, :2] += state.body_weight[:, None] * shift
+            anchor[:, :2] += state.body_weight[:, None] * shift
         moved[:, :2] = untangle(anchor[:, :2], moved[:, :2], state.mesh.triangles, state.movable,
                                 rest=state.mesh.source, min_area=self.config.rig.min_ring_squeeze,
                                 gauge=state.gauge)
         return targets, moved
+
+    def reset_reference(self, state: WarpState) -> None:
+        state.body_reference = None
+
+    def _body_shift(self, state: WarpState, frame: DrivingFrame) -> np.ndarray | None:
+        """The driving body's motion since its reference frame (``2``, face widths), or None when the
+        frame has no pixels or no body to follow. The first frame of a new reference becomes the body's
+        reference frame; the source's body weights are found then, once."""
+        if not self.config.follow_body or frame.image is None or frame.landmarks is None:
+            return None
+        reference = id(frame.reference) if frame.reference is not None else None
+        if state.body is None or state.body_reference != reference:
+            state.body = state.body or BodyMotion(config=self.config.body)
+            state.body.reset(frame.image, frame.landmarks)
+            state.body_reference = reference
+            if state.body.tracking and state.body_weight is None:
+                state.body_weight = _body_weights(state)
+            return None
+        if not state.body.tracking:
+            return None
+        return state.body(frame.image)
 
     def sampling_map(self, state: WarpState, frame: DrivingFrame) -> tuple[np.ndarray, np.ndarray]:
         """Where each output pixel of the moving region reads the source (``map_x, map_y``, box-sized)."""

@@ -60,13 +60,13 @@ class FaceWarper:
     """Warps a rest frame so that its landmarks land on given target landmarks (the global stage).
 
     Args:
-        config: warp settings (mouth fill, gaze clamping and contour unfolding are always off: targets
-            are taken exactly).
+        config: warp settings (mouth fill, gaze clamping, contour unfolding and body following are always
+            off: targets are taken exactly).
     """
 
     def __init__(self, config: WarpConfig = WarpConfig()):
         self.engine = _AbsoluteWarp(config=dataclasses.replace(config, mouth_fill=False, gaze=False,
-                                                                   unfold_contour=False))
+                                                                   unfold_contour=False, follow_body=False))
 
     def prepare(self, image: np.ndarray, landmarks: np.ndarray) -> WarpState:
         """Prepare a rest frame: ``H x W x 3`` uint8 and its ``478 x 3`` landmarks (pixels)."""
