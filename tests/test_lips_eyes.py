@@ -14,7 +14,7 @@ from puppetry.face import FaceMeshDetector, decompose, eye_open_ratio, lip_open_
 from puppetry.face import topology as T
 from puppetry.face.smoothing import FaceMotionFilter, OneEuroConfig, OneEuroFilter
 from puppetry.media import VideoReader
-from puppetry.motion import Controls, TransferOptions, apply_controls, transfer_motion
+from puppetry.motion import Controls, apply_controls, transfer_motion
 from puppetry.motion.controls import eye_gaps, jaw_weights, lip_gap
 from puppetry.pipeline.source import find_source_faces, load_source_image
 

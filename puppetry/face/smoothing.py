@@ -11,6 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from puppetry.face import topology as T
+from puppetry.face.pose import compose, decompose
+
 
 @dataclass(frozen=True)
 class OneEuroConfig:
@@ -84,8 +87,6 @@ class FaceMotionFilter:
 
     def __init__(self, fps: float, pose: OneEuroConfig | None = None,
                  features: OneEuroConfig = FEATURE_SMOOTHING):
-        from puppetry.face import topology as T
-
         self._features = np.union1d(T.EYES, T.LIPS)
         self._others = np.setdiff1d(np.arange(T.NUM_LANDMARKS), self._features)
         self._head = OneEuroFilter(fps, pose)
@@ -101,8 +102,6 @@ class FaceMotionFilter:
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
         """Smooth one face, ``478 x 3`` pixels; returns the smoothed ``478 x 3`` landmarks."""
-        from puppetry.face.pose import compose, decompose
-
         pose = decompose(points)
         if self._unit is None:
             self._unit = float(pose.scale)

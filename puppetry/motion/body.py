@@ -103,7 +103,7 @@ class BodyMotion:
             return
         self._ref = self._gray(rgb)
         mask = np.zeros_like(self._ref)
-        x0, y0, x1, y1 = (int(round(v * self._scale)) for v in box)
+        x0, y0, x1, y1 = (round(v * self._scale) for v in box)
         mask[y0:y1, x0:x1] = 255
         points = cv2.goodFeaturesToTrack(self._ref, cfg.points, 0.01, 4, mask=mask)
         if points is not None and len(points) >= cfg.min_points:
@@ -117,7 +117,7 @@ class BodyMotion:
         gray = self._gray(rgb)
         if gray.shape != self._ref.shape:
             return self._last.copy()
-        lk = dict(winSize=(21, 21), maxLevel=3)
+        lk = {"winSize": (21, 21), "maxLevel": 3}
         moved, ok, _ = cv2.calcOpticalFlowPyrLK(self._ref, gray, self._points, None, **lk)
         back, ok_back, _ = cv2.calcOpticalFlowPyrLK(gray, self._ref, moved, None, **lk)
         good = (ok[:, 0] == 1) & (ok_back[:, 0] == 1) & \

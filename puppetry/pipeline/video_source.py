@@ -19,7 +19,7 @@ import numpy as np
 from puppetry.engines.base import DrivingFrame, SourceFaces
 from puppetry.errors import MediaError, NoFaceError
 from puppetry.face.landmarks import DetectorConfig, FaceMeshDetector
-from puppetry.face.smoothing import OneEuroFilter
+from puppetry.face.smoothing import FaceMotionFilter
 from puppetry.media.image import IMAGE_EXTENSIONS
 from puppetry.media.video import VideoReader, probe_video
 from puppetry.methods.registry import create_engine, engines_that
@@ -67,8 +67,8 @@ def animate_video_source(source: str, driving, output: str | None, options) -> A
     stream = open_driving(driving, options.controls, info.fps, options.duration, options.smoothing,
                           keep_pixels=True, max_frames=options.max_frames)
     frames = _with_lookahead(iter(stream), repeat_last=stream.kind == "image" and stream.num_frames == 1)
-    smooth = OneEuroFilter(info.fps, options.smoothing) if options.smoothing is not None else None
-    state, found_any, unit, prepare_s = None, False, 0.0, 0.0
+    smooth = FaceMotionFilter(info.fps, options.smoothing) if options.smoothing is not None else None
+    state, found_any, prepare_s = None, False, 0.0
     known = [n for n in (info.num_frames, options.max_frames) if n]
     sink = FrameSink(output, info.fps, audio_from=source if info.has_audio else None, concat=options.concat,
                      progress=options.progress, total=min(known) if known else None,
@@ -79,8 +79,7 @@ def animate_video_source(source: str, driving, output: str | None, options) -> A
             faces = detector.detect(src)
             if faces:
                 found_any = True
-                unit = unit or max(float(np.ptp(faces[0][:, 0])), 1.0)      # face width, frame 0
-                points = faces[0] if smooth is None else (smooth(faces[0] / unit) * unit).astype(np.float32)
+                points = faces[0] if smooth is None else smooth(faces[0]).astype(np.float32)
                 t = time.perf_counter()
                 state = engine.prepare_next(state, SourceFaces(image=src, landmarks=[points], name=source))
                 prepare_s += time.perf_counter() - t
