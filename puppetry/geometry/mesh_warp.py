@@ -26,14 +26,16 @@ def triangulate(points: np.ndarray) -> np.ndarray:
 
 def signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     """Twice the signed area of each triangle, ``T``."""
-    a, b, c = (points[triangles[:, i]] for i in range(3))
-    return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+    e00, e01, e10, e11 = _edges(points, triangles)
+    return e00 * e11 - e10 * e01
 
 
 def _edges(points: np.ndarray, triangles: np.ndarray) -> tuple[np.ndarray, ...]:
     p = np.asarray(points, np.float64)
-    a, b, c = (p[triangles[:, i], :2] for i in range(3))
-    return b[:, 0] - a[:, 0], c[:, 0] - a[:, 0], b[:, 1] - a[:, 1], c[:, 1] - a[:, 1]
+    x, y = np.ascontiguousarray(p[:, 0]), np.ascontiguousarray(p[:, 1])   # scalar gathers are the fast ones
+    a, b, c = triangles.T
+    xa, ya = x[a], y[a]
+    return x[b] - xa, x[c] - xa, y[b] - ya, y[c] - ya
 
 
 class StretchGauge:
@@ -178,6 +180,7 @@ class MeshWarp:
         gy, gx = np.mgrid[0:gh, 0:gw].astype(np.float32)
         self._gx, self._gy = gx, gy
         self._index = np.empty((gh, gw), dtype=np.int32)
+        self._term = np.empty((gh, gw), np.float32)
         rest = signed_areas(self._grid_coords(self.source), self.triangles)
         self._rest_sign = np.sign(rest)
         self._solid = np.abs(rest) > 1e-4 * np.abs(rest).max(initial=1.0)
@@ -210,10 +213,11 @@ class MeshWarp:
             key = np.abs(area)
         order = np.flatnonzero(drawn)[np.argsort(key[drawn], kind="stable")]
         self._index.fill(-1)
-        pts = np.round(q[tri] * (1 << _SHIFT)).astype(np.int32)
+        pts = np.round(q[tri[order]] * (1 << _SHIFT)).astype(np.int32)
         index = self._index
-        for t in order:
-            cv2.fillConvexPoly(index, pts[t], int(t), cv2.LINE_8, _SHIFT)
+        fill = cv2.fillConvexPoly
+        for corners, t in zip(pts, order.tolist()):
+            fill(index, corners, t, cv2.LINE_8, _SHIFT)
         # Affine map per triangle: [x y 1] @ M = source position.
         m = _affine_maps(q[tri], self.source[tri])
         coef = m.reshape(len(tri), 6).astype(np.float32)
@@ -228,17 +232,18 @@ class MeshWarp:
         table = np.ascontiguousarray(coef.T)
         k = idx.reshape(index.shape)
         gx, gy = self._gx, self._gy
-        map_x, map_y = table[0][k], table[1][k]
+        term = self._term                              # scratch; the maps themselves are returned, so new
+        map_x, map_y = table[0].take(k), table[1].take(k)
         map_x *= gx
         map_y *= gx
-        term = table[2][k]
+        table[2].take(k, out=term)
         term *= gy
         map_x += term
-        term = table[3][k]
+        table[3].take(k, out=term)
         term *= gy
         map_y += term
-        map_x += table[4][k]
-        map_y += table[5][k]
+        map_x += table[4].take(k, out=term)
+        map_y += table[5].take(k, out=term)
         if not covered.all():
             inv = 1.0 / self._to_grid
             hole = ~covered.reshape(index.shape)

@@ -2,7 +2,7 @@
 
 Face landmarks say nothing about the shoulders. This module tracks the driving frame's region under
 the chin with pyramidal Lucas-Kanade optical flow from the reference frame (no drift: every frame is
-matched against the reference, with a forward-backward check), and reports the median displacement
+matched against the reference; corners that match badly are dropped), and reports the median displacement
 in units of the reference face's width, so that a source of any size can take the same motion.
 
 The region is ``BodyConfig.width`` face widths wide, centred under the face, from ``top`` to
@@ -29,10 +29,13 @@ class BodyConfig:
         width: region width in face widths, centred under the face.
         top, bottom: region top and bottom in face heights under the chin.
         min_height: a region lower than this share of the face height is no region.
-        max_side: frames are analysed at most this many pixels on their longer side.
+        pad: the analysed window reaches this many face widths beyond the region (room for motion).
+        max_side: the window is analysed at most this many pixels on its longer side.
         points: most corners tracked.
+        window, levels: Lucas-Kanade window side (analysed pixels) and pyramid levels.
         min_points: fewer surviving corners than this hold the last motion.
-        max_error: forward-backward error in analysed pixels above which a corner is dropped.
+        max_error: Lucas-Kanade's match error (mean absolute grey difference over its window) above which a
+            corner is dropped.
         smoothing: One Euro settings of the motion (face widths), or None.
     """
 
@@ -40,10 +43,13 @@ class BodyConfig:
     top: float = 0.15
     bottom: float = 1.5
     min_height: float = 0.15
-    max_side: int = 320
-    points: int = 60
+    pad: float = 0.4
+    max_side: int = 192
+    points: int = 40
+    window: int = 15
+    levels: int = 2
     min_points: int = 6
-    max_error: float = 0.8
+    max_error: float = 12.0
     smoothing: OneEuroConfig | None = OneEuroConfig(min_cutoff=1.0, beta=1.0)
 
 
@@ -72,8 +78,9 @@ class BodyMotion:
     def __init__(self, fps: float = 30.0, config: BodyConfig = BodyConfig()):
         self.config = config
         self.fps = fps
-        self._ref: np.ndarray | None = None
-        self._points: np.ndarray | None = None
+        self._ref: np.ndarray | None = None             # the reference window, grey, analysed size
+        self._points: np.ndarray | None = None          # corners in the analysed window, N x 1 x 2
+        self._window = (0, 0, 0, 0)                     # the frame's part analysed, pixels
         self._unit = 1.0
         self._scale = 1.0
         self._last = np.zeros(2)
@@ -84,10 +91,14 @@ class BodyMotion:
         """Whether the reference frame had a body region with enough corners to track."""
         return self._points is not None
 
-    def _gray(self, rgb: np.ndarray) -> np.ndarray:
-        gray = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+    def _gray(self, rgb: np.ndarray) -> np.ndarray | None:
+        """The analysed window of an ``H x W x 3`` frame, grey (None: a frame too small for it)."""
+        x0, y0, x1, y1 = self._window
+        if rgb.shape[0] < y1 or rgb.shape[1] < x1:
+            return None
+        gray = cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY)
         if self._scale != 1.0:
-            gray = cv2.resize(gray, None, fx=self._scale, fy=self._scale, interpolation=cv2.INTER_AREA)
+            gray = cv2.resize(gray, None, fx=self._scale, fy=self._scale, interpolation=cv2.INTER_LINEAR)
         return gray
 
     def reset(self, rgb: np.ndarray, landmarks: np.ndarray) -> None:
@@ -96,16 +107,20 @@ class BodyMotion:
         self._last = np.zeros(2)
         self._filter = OneEuroFilter(self.fps, cfg.smoothing) if cfg.smoothing is not None else None
         self._points = None
-        self._scale = min(1.0, cfg.max_side / max(rgb.shape[:2]))
         self._unit = max(float(np.ptp(np.asarray(landmarks)[T.FACE_OVAL, 0])), 1.0)
         box = body_region(landmarks, rgb.shape[:2], cfg)
         if box is None:
             return
+        pad = int(cfg.pad * self._unit)
+        h, w = rgb.shape[:2]
+        self._window = (max(box[0] - pad, 0), max(box[1] - pad, 0), min(box[2] + pad, w), min(box[3] + pad, h))
+        wx0, wy0, wx1, wy1 = self._window
+        self._scale = min(1.0, cfg.max_side / max(wx1 - wx0, wy1 - wy0))
         self._ref = self._gray(rgb)
         mask = np.zeros_like(self._ref)
-        x0, y0, x1, y1 = (round(v * self._scale) for v in box)
+        x0, y0, x1, y1 = (round((v - o) * self._scale) for v, o in zip(box, (wx0, wy0, wx0, wy0)))
         mask[y0:y1, x0:x1] = 255
-        points = cv2.goodFeaturesToTrack(self._ref, cfg.points, 0.01, 4, mask=mask)
+        points = cv2.goodFeaturesToTrack(self._ref, cfg.points, 0.01, 3, mask=mask)
         if points is not None and len(points) >= cfg.min_points:
             self._points = points.astype(np.float32)
 
@@ -115,13 +130,11 @@ class BodyMotion:
             return np.zeros(2)
         cfg = self.config
         gray = self._gray(rgb)
-        if gray.shape != self._ref.shape:
+        if gray is None or gray.shape != self._ref.shape:
             return self._last.copy()
-        lk = {"winSize": (21, 21), "maxLevel": 3}
-        moved, ok, _ = cv2.calcOpticalFlowPyrLK(self._ref, gray, self._points, None, **lk)
-        back, ok_back, _ = cv2.calcOpticalFlowPyrLK(gray, self._ref, moved, None, **lk)
-        good = (ok[:, 0] == 1) & (ok_back[:, 0] == 1) & \
-            (np.linalg.norm((back - self._points)[:, 0], axis=-1) < cfg.max_error)
+        lk = {"winSize": (cfg.window, cfg.window), "maxLevel": cfg.levels}
+        moved, ok, error = cv2.calcOpticalFlowPyrLK(self._ref, gray, self._points, None, **lk)
+        good = (ok[:, 0] == 1) & (error[:, 0] < cfg.max_error)
         if good.sum() >= cfg.min_points:
             shift = np.median((moved - self._points)[good, 0], axis=0) / self._scale / self._unit
             self._last = self._filter(shift) if self._filter is not None else shift
