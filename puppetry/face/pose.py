@@ -59,18 +59,20 @@ def head_rotation(points: np.ndarray) -> np.ndarray:
     Returns:
         ``... x 3 x 3`` rotation whose columns are the face's right, down and backward axes.
     """
-    left_side = points[..., [263, 362, 454, 356], :].mean(-2)    # image right on a frontal face
-    right_side = points[..., [33, 133, 234, 127], :].mean(-2)
-    top = points[..., [10, 151, 9, 8], :].mean(-2)
-    bottom = points[..., [152, 175, 199, 200], :].mean(-2)
-    ex = _normalize(left_side - right_side)
-    down = bottom - top
+    sides = points[..., _AXIS_POINTS, :].mean(-2)               # left side, right side, top, bottom
+    ex = _normalize(sides[..., 0, :] - sides[..., 1, :])
+    down = sides[..., 3, :] - sides[..., 2, :]
     ey = _normalize(down - (down * ex).sum(-1, keepdims=True) * ex)
     ez = np.cross(ex, ey)
     rot = np.stack([ex, ey, ez], axis=-1)
     if PITCH_BIAS_DEG:
-        rot = rot @ euler_to_rotation(0.0, -PITCH_BIAS_DEG, 0.0)
+        rot = rot @ _PITCH_BIAS
     return rot
+
+
+# Landmarks averaged for the head's axes: its left side (image right on a frontal face), right side,
+# top and bottom; one gather for all four.
+_AXIS_POINTS = np.array([[263, 362, 454, 356], [33, 133, 234, 127], [10, 151, 9, 8], [152, 175, 199, 200]])
 
 
 def decompose(points: np.ndarray) -> FacePose:
@@ -139,3 +141,7 @@ def lip_open_ratio(points: np.ndarray) -> np.ndarray:
                          axis=-1).mean(-1)
     width = np.linalg.norm(points[..., T.MOUTH_CORNERS[0], :] - points[..., T.MOUTH_CORNERS[1], :], axis=-1)
     return gap / np.maximum(width, 1e-6)
+
+
+_PITCH_BIAS = euler_to_rotation(0.0, -PITCH_BIAS_DEG, 0.0)
+"""The rotation that removes :data:`PITCH_BIAS_DEG` (constant, built once)."""

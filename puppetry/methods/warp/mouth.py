@@ -99,11 +99,13 @@ class MouthFiller:
     def _synthetic(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         """Mouth texture at mouth coordinates ``u`` (-1..1, corner to corner) and ``v`` (0 upper lip,
         1 lower lip); returns ``... x 3`` float RGB."""
-        lip = self.lip_mean
-        cavity = lip * np.array([0.45, 0.30, 0.30]) + 8.0
-        depth = 1.0 - 0.5 * np.exp(-((u / 0.6) ** 2) - ((v - 0.55) / 0.35) ** 2)
+        u, v = np.asarray(u, np.float32), np.asarray(v, np.float32)      # float32 throughout: per pixel work
+        lip = self.lip_mean.astype(np.float32)
+        cavity = lip * np.array([0.45, 0.30, 0.30], np.float32) + np.float32(8.0)
+        depth = np.float32(1.0) - np.float32(0.5) * np.exp(-((u / np.float32(0.6)) ** 2)
+                                                            - ((v - np.float32(0.55)) / np.float32(0.35)) ** 2)
         tex = cavity * depth[..., None]
-        tooth = np.clip(lip.mean() * 1.3 + 85.0, 175.0, 240.0) * np.array([1.0, 0.98, 0.93])
+        tooth = np.float32(np.clip(lip.mean() * 1.3 + 85.0, 175.0, 240.0)) * np.array([1.0, 0.98, 0.93], np.float32)
         side = np.clip(1.0 - np.abs(u) ** 3, 0.0, 1.0)[..., None]
         upper = np.clip((0.30 - v) / 0.08, 0.0, 1.0)[..., None] * side
         lower = np.clip((v - 0.86) / 0.08, 0.0, 1.0)[..., None] * side * 0.55
@@ -133,31 +135,37 @@ class MouthFiller:
         sigma = max(width * cfg.feather * 0.5, 0.6)
         mask = cv2.GaussianBlur(mask, (0, 0), sigma) * alpha
         box = (x0, y0, x1, y1)
+        ys, xs = np.nonzero(mask > 0.5 / 255)             # the painted pixels only (a third of the box)
+        weight = mask[ys, xs][:, None]
         share = self.driving_share(target, driving_landmarks) if driving is not None else 0.0
-        tex = self._synthetic_patch(target, box) if share < 1.0 else 0.0
+        shown = self._from_driving(driving, driving_landmarks, target, box) if share > 0.0 else None
+        share = share if shown is not None else 0.0
+        tex = self._synthetic_patch(target, xs + x0, ys + y0) if share < 1.0 else 0.0
         if share > 0.0:
-            tex = tex + share * (self._from_driving(driving, driving_landmarks, target, box) - tex)
+            tex = tex + share * (shown[ys, xs] - tex)
         if self.grayscale:
-            tex[:] = tex.mean(2, keepdims=True)
-        region = out[y0:y1, x0:x1].astype(np.float32)
-        region += mask[..., None] * (tex - region)
-        out[y0:y1, x0:x1] = np.clip(region + 0.5, 0, 255).astype(np.uint8)
+            tex[:] = tex.mean(1, keepdims=True)
+        region = out[y0:y1, x0:x1]
+        pixels = region[ys, xs].astype(np.float32)
+        pixels += weight * (tex - pixels)
+        region[ys, xs] = np.clip(pixels + 0.5, 0, 255).astype(np.uint8)
 
-    def _from_driving(self, driving: np.ndarray, dlm: np.ndarray, target: np.ndarray, box) -> np.ndarray:
+    def _from_driving(self, driving: np.ndarray, dlm: np.ndarray, target: np.ndarray, box) -> np.ndarray | None:
+        """The driving mouth mapped onto the target's box, ``h x w x 3`` float32 (None: no affine fit)."""
         x0, y0, x1, y1 = box
         src = dlm[_MOUTH_POINTS, :2].astype(np.float32)
         dst = (target[_MOUTH_POINTS, :2] - [x0, y0]).astype(np.float32)
         m, _ = cv2.estimateAffine2D(src, dst, method=cv2.LMEDS)
         if m is None:
-            return self._synthetic_patch(target, box)
+            return None
         patch = cv2.warpAffine(driving, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
         mean, std = _lip_stats(driving, dlm)
         gain = np.clip(self.lip_std / std, 0.6, 1.6)
         return (patch - mean) * gain + self.lip_mean
 
-    def _synthetic_patch(self, target: np.ndarray, box) -> np.ndarray:
-        x0, y0, x1, y1 = box
+    def _synthetic_patch(self, target: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """The synthetic mouth at image pixels ``x``, ``y`` (``P`` each); returns ``P x 3`` float32 RGB."""
         left, right = target[T.INNER_MOUTH_CORNERS[0], :2], target[T.INNER_MOUTH_CORNERS[1], :2]
         axis = right - left
         length = max(float(np.linalg.norm(axis)), 1e-6)
@@ -166,9 +174,10 @@ class MouthFiller:
         if ey[1] < 0:
             ey = -ey
         mid = (left + right) / 2
-        gy, gx = np.mgrid[y0:y1, x0:x1].astype(np.float64)
-        rel = np.stack([gx - mid[0], gy - mid[1]], -1)
-        along, across = rel @ ex, rel @ ey
+        dx = x.astype(np.float32) - np.float32(mid[0])
+        dy = y.astype(np.float32) - np.float32(mid[1])
+        along = dx * np.float32(ex[0]) + dy * np.float32(ex[1])
+        across = dx * np.float32(ey[0]) + dy * np.float32(ey[1])
         up = (target[T.LIP_UPPER_INNER, :2] - mid) @ np.stack([ex, ey], 1)
         lo = (target[T.LIP_LOWER_INNER, :2] - mid) @ np.stack([ex, ey], 1)
         ends = np.array([[-length / 2, 0.0], [length / 2, 0.0]])
