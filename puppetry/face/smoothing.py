@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from puppetry.face import topology as T
-from puppetry.face.pose import compose, decompose
+from puppetry.face.pose import FacePose, decompose
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,10 @@ class FaceMotionFilter:
         fps: frame rate of the frames that will be passed.
         pose: settings of the head and of the face's other points.
         features: settings of the lids, irises and lips (``puppetry.face.topology`` EYES and LIPS).
+
+    Attributes:
+        pose: the last smoothed face as a :class:`~puppetry.face.pose.FacePose`; it composes exactly to
+            the landmarks returned, so a caller need not decompose them again.
     """
 
     def __init__(self, fps: float, pose: OneEuroConfig | None = None,
@@ -93,9 +97,11 @@ class FaceMotionFilter:
         self._expression = OneEuroFilter(fps, pose)
         self._feature = OneEuroFilter(fps, features)
         self._unit: float | None = None
+        self.pose: FacePose | None = None
 
     def reset(self) -> None:
         """Forget the past (call when tracking was lost)."""
+        self.pose = None
         for f in (self._head, self._expression, self._feature):
             f.reset()
         self._unit = None
@@ -111,4 +117,5 @@ class FaceMotionFilter:
         expression = np.empty_like(pose.expression)
         expression[self._others] = self._expression(pose.expression[self._others])
         expression[self._features] = self._feature(pose.expression[self._features])
-        return compose(expression, rotation, head[12] * self._unit, head[9:12] * self._unit)
+        self.pose = FacePose(expression, rotation, head[12] * self._unit, head[9:12] * self._unit)
+        return self.pose.compose()

@@ -44,9 +44,9 @@ class BodyConfig:
     bottom: float = 1.5
     min_height: float = 0.15
     pad: float = 0.4
-    max_side: int = 192
-    points: int = 40
-    window: int = 15
+    max_side: int = 128
+    points: int = 24
+    window: int = 11
     levels: int = 2
     min_points: int = 6
     max_error: float = 12.0

@@ -128,5 +128,7 @@ def close_like_driver(expression: np.ndarray, source: np.ndarray, driving: np.nd
     if lips:
         g_s, g_d = float(lip_gap(source)), float(lip_gap(driving))
         g_r = float(np.clip(min(lip_gap(reference), g_s), 0.0, None))
-        set_lip_gap(out, float(_gap_share(g_s, g_d, g_r, multiplier)), shape=source)
+        wanted = float(_gap_share(g_s, g_d, g_r, multiplier))
+        if abs(wanted - float(lip_gap(out))) > 1e-9:          # else the additive rule gave it already
+            set_lip_gap(out, wanted, shape=source)
     return out
