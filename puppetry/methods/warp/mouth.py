@@ -35,6 +35,8 @@ class MouthConfig:
     feather: float = 0.06        # mask blur, as a share of the mouth width
     shrink: float = 0.04         # the fill stops this share of the mouth width inside the lips
     closed: float = 0.03         # a driving lip-open ratio at or below this shows no inner mouth
+    rim: float = 0.08            # the shadow along the lip line reaches this share of the mouth width inside
+    rim_shade: float = 0.3      # brightness at the lip line (1: no shadow)
 
 
 def _polygon_mask(shape: tuple[int, int], polygon: np.ndarray) -> np.ndarray:
@@ -131,7 +133,8 @@ class MouthFiller:
         off = np.array([x0, y0], dtype=np.float64)
         centre = inner.mean(0)
         shrunk = centre + (inner - centre) * (1.0 - cfg.shrink * width / max(np.ptp(inner[:, 1]), 1.0) * 0.5)
-        mask = _polygon_mask((y1 - y0, x1 - x0), shrunk - off).astype(np.float32) / 255.0
+        polygon = _polygon_mask((y1 - y0, x1 - x0), shrunk - off)
+        mask = polygon.astype(np.float32) / 255.0
         sigma = max(width * cfg.feather * 0.5, 0.6)
         mask = cv2.GaussianBlur(mask, (0, 0), sigma) * alpha
         box = (x0, y0, x1, y1)
@@ -143,6 +146,11 @@ class MouthFiller:
         tex = self._synthetic_patch(target, xs + x0, ys + y0) if share < 1.0 else 0.0
         if share > 0.0:
             tex = tex + share * (shown[ys, xs] - tex)
+        if cfg.rim > 0:
+            # the shadow where the lips meet the opening: darkest at the lip line, gone rim x width inside
+            inside = cv2.distanceTransform((polygon > 127).astype(np.uint8), cv2.DIST_L2, 3)[ys, xs]
+            t = np.clip(inside / (cfg.rim * width), 0.0, 1.0)
+            tex = tex * (cfg.rim_shade + (1.0 - cfg.rim_shade) * t * t * (3.0 - 2.0 * t))[:, None]
         if self.grayscale:
             tex[:] = tex.mean(1, keepdims=True)
         region = out[y0:y1, x0:x1]
