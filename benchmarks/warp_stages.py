@@ -3,7 +3,10 @@ minimum of several runs per stage, for A/B comparisons of two checkouts on a noi
 
     python benchmarks/warp_stages.py LABEL           # in each checkout, alternately
 """
-import time, tempfile, sys, numpy as np
+import sys
+import tempfile
+import time
+
 from puppetry.benchmark import demo_driving
 from puppetry.media import VideoReader
 from puppetry.motion.tracker import MotionTracker
