@@ -10,8 +10,10 @@ of the hair's edge.
 between its true 3D position ``P`` and its position on a flat card turned the same way ``F`` (a flat
 card cannot fold, and at rest ``F = P``), ``x = F + w (P - F)``. Starting from ``w = 1`` everywhere, the
 points of folded or crushed triangles (squeezed under ``min_squeeze`` of their squeeze on the card)
-quarter their ``w`` until none is left, and ``w`` is then smoothed over the
-mesh so the seam between 3D and flat has no kink. Where the card itself folds (the transferred
+quarter their ``w`` until none is left. ``w`` is then spread smoothly over the face
+(:class:`Spread`): a point next to a flattened one is flattened almost as much, so the outline bends
+gradually from 3D to flat instead of kinking where one point is flat and its neighbour is not (the
+notch at the temple and the ragged jaw of a small face turned away, s4 with d11). Where the card itself folds (the transferred
 expression folds the outline: landmarks tracked on a turned head often do), the folded points are
 relaxed toward their neighbours' mean. The eyes, nose and mouth are never flattened: the nose still
 covers the far cheek, which is a true occlusion.
@@ -21,6 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import sparse
+
+from dataclasses import dataclass
 
 from puppetry.geometry.mesh_warp import StretchGauge
 
@@ -35,9 +39,53 @@ def mesh_neighbours(triangles: np.ndarray, n: int) -> sparse.csr_matrix:
     return sparse.diags(1.0 / np.maximum(degree, 1.0)) @ a
 
 
+@dataclass(frozen=True)
+class Spread:
+    """A smooth lower envelope of per-vertex values over each face.
+
+    ``w' = S @ erode(w)``: every vertex first takes the smallest value within ``radius`` of it, then the
+    Gaussian-weighted mean of those within the same radius. A vertex ``x`` lies within the radius of
+    every vertex its mean reads, and each of them is at most ``w(x)``, so ``w' <= w`` everywhere: no
+    vertex flattens less than the fold search asked, and the flattening fades out over ``radius``.
+
+    Attributes:
+        near: ``N x K`` indices of the vertices within the radius of each vertex (padded with itself).
+        smooth: ``N x N`` row-normalised Gaussian weights on the same pairs.
+    """
+
+    near: np.ndarray
+    smooth: sparse.csr_matrix
+
+    def __call__(self, w: np.ndarray) -> np.ndarray:
+        return self.smooth @ w[self.near].min(1)
+
+
+def spread_operator(points: np.ndarray, groups: np.ndarray, radius: np.ndarray) -> Spread:
+    """:class:`Spread` over ``N x 2`` rest points; vertices only see their own group (face), within
+    ``radius[g]`` pixels for group ``g``; a negative group sees only itself."""
+    n = len(points)
+    rows, cols, weights = [np.arange(n)], [np.arange(n)], [np.ones(n)]
+    for g in np.unique(groups[groups >= 0]):
+        ids = np.flatnonzero(groups == g)
+        d = np.linalg.norm(points[ids, None] - points[None, ids], axis=-1)
+        i, j = np.nonzero((d <= radius[g]) & (d > 0))
+        rows.append(ids[i])
+        cols.append(ids[j])
+        weights.append(np.exp(-0.5 * (d[i, j] / (radius[g] / 2)) ** 2))
+    rows, cols, weights = (np.concatenate(a) for a in (rows, cols, weights))
+    smooth = sparse.coo_matrix((weights, (rows, cols)), shape=(n, n)).tocsr()
+    smooth = sparse.diags(1.0 / np.asarray(smooth.sum(1)).ravel()) @ smooth
+    count = np.bincount(rows, minlength=n)
+    near = np.tile(np.arange(n)[:, None], (1, count.max()))
+    order = np.argsort(rows, kind="stable")
+    slot = np.arange(len(rows)) - np.repeat(np.cumsum(count) - count, count)
+    near[rows[order], slot] = cols[order]
+    return Spread(near=near, smooth=smooth.tocsr())
+
+
 def unfold(true_points: np.ndarray, flat_points: np.ndarray, triangles: np.ndarray, gauge: StretchGauge,
-           candidates: np.ndarray, flattenable: np.ndarray, neighbours: sparse.csr_matrix,
-           min_squeeze: float = 0.4, iterations: int = 4, smoothing: int = 2, relax: int = 4) -> np.ndarray:
+           candidates: np.ndarray, flattenable: np.ndarray, neighbours: sparse.csr_matrix, spread: Spread,
+           min_squeeze: float = 0.4, iterations: int = 4, relax: int = 4) -> np.ndarray:
     """Control points without contour folds.
 
     Args:
@@ -47,7 +95,8 @@ def unfold(true_points: np.ndarray, flat_points: np.ndarray, triangles: np.ndarr
         candidates: ``T`` bool, the triangles watched for folds (non-degenerate face triangles with a
             flattenable point).
         flattenable: ``N`` bool, points allowed to flatten.
-        neighbours: :func:`mesh_neighbours` of the mesh.
+        neighbours: :func:`mesh_neighbours` of the mesh (relaxes points where the card folds).
+        spread: :func:`spread_operator` of the rest points: how far the flattening fades out.
         min_squeeze: a triangle squeezed along any direction below this share of its squeeze on the
             flat card counts as folded (a sliver that crushes a wide strip of the source into a few
             pixels is a tear too).
@@ -71,8 +120,8 @@ def unfold(true_points: np.ndarray, flat_points: np.ndarray, triangles: np.ndarr
         if not len(verts):                 # what is left folds in the card too: relaxed below
             break
         w[verts] *= 0.25
-    for _ in range(smoothing):           # no kink between flattened and 3D points; never raise a w
-        w = np.where(flattenable, np.minimum(w, neighbours @ w), w)
+    if (w < 1).any():                    # no kink between flattened and 3D points; never raises a w
+        w = np.where(flattenable, spread(w), w)
     moved = flat_points + w[:, None] * delta
     # Where even the card folds (the driving expression itself folds the outline, as landmarks of a
     # turned head often do), relax the folded points toward their neighbours' mean.

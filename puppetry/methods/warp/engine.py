@@ -21,7 +21,7 @@ from puppetry.engines.base import DrivingFrame, Engine, SourceFaces
 from puppetry.face import topology as T
 from puppetry.face.pose import FacePose, compose, decompose
 from puppetry.geometry.mesh_warp import Box, MeshWarp, StretchGauge, signed_areas, triangulate, untangle
-from puppetry.methods.warp.contour import mesh_neighbours, unfold
+from puppetry.methods.warp.contour import Spread, mesh_neighbours, spread_operator, unfold
 from puppetry.methods.warp.mouth import MouthConfig, MouthFiller
 from puppetry.methods.warp.rig import FEATURES, LANDMARK_IDS, FaceRig, RigConfig, build_rig, outer_extent
 from puppetry.motion.body import BodyConfig, BodyMotion
@@ -83,7 +83,8 @@ class WarpState:
     movable: np.ndarray           # mesh vertices that may be pulled back when they fold (ring points)
     mesh: MeshWarp
     flattenable: np.ndarray       # mesh vertices that may turn flat where the contour folds (contour.py)
-    neighbours: sparse.csr_matrix  # mesh adjacency, for smoothing the flattening
+    neighbours: sparse.csr_matrix  # mesh adjacency, for relaxing where the flat card folds
+    spread: Spread                # how the flattening fades out over each face
     unfold_candidates: np.ndarray  # per triangle: a face triangle watched for contour folds
     face_starts: list[int]        # where each face's points start among the mesh vertices
     gauge: StretchGauge           # how squeezed each triangle is, against the rest pose
@@ -200,6 +201,9 @@ class WarpEngine(Engine):
         is_face = np.concatenate([~o[k] for o, k in zip(outer, keep)] + [np.zeros(len(fixed), bool)])
         flattenable[is_face] = np.concatenate([r.flattenable for r in rigs])
         face_starts = np.cumsum([0] + [int(k.sum()) for k in keep[:-1]]).tolist()
+        groups = np.concatenate([np.full(int(k.sum()), i) for i, k in enumerate(keep)] + [np.full(len(fixed), -1)])
+        widths = np.array([np.ptp(r.rest_points[:len(LANDMARK_IDS)][np.isin(LANDMARK_IDS, T.FACE_OVAL), 0])
+                           for r in rigs])
         feature = np.zeros(len(points), bool)
         for start in face_starts:
             feature[start + FEATURES] = True
@@ -211,6 +215,7 @@ class WarpEngine(Engine):
         identities = [self.retargeter.identity(lm) for lm in source.landmarks] if self.retargeter else []
         return WarpState(image=image, rigs=rigs, mouths=mouths, keep=keep, fixed=fixed, movable=movable,
                          mesh=mesh, flattenable=flattenable, neighbours=mesh_neighbours(tri, len(points)),
+                         spread=spread_operator(points[:, :2], groups, cfg.rig.flatten_fade * widths),
                          face_starts=face_starts, gauge=StretchGauge(mesh.source, tri),
                          unfold_candidates=(solid & head[tri].all(1) & flattenable[tri].any(1)
                                             & ~feature[tri].any(1)),
@@ -273,7 +278,7 @@ class WarpEngine(Engine):
         if self.config.unfold_contour:
             flat = assemble([r.face_points(t, flat=True) for r, t in zip(state.rigs, targets)])[0]
             moved = unfold(true_3d, flat, state.mesh.triangles, state.gauge, state.unfold_candidates,
-                           state.flattenable, state.neighbours)
+                           state.flattenable, state.neighbours, state.spread)
         n = len(LANDMARK_IDS)
         moved, anchor = assemble([moved[start:start + n] for start in state.face_starts])
         shift = self._body_shift(state, frame)

@@ -47,6 +47,7 @@ class RigConfig:
     neck_weight: float = 0.15
     margin: float = 0.2           # region margin beyond the outer ring, as a share of the ring size
     flatten_from: float = 0.5     # face points beyond this share of the outline radius may turn flat
+    flatten_fade: float = 0.25    # the flattening fades out over this share of the face width (contour.Spread)
     min_ring_squeeze: float = 0.4  # a ring triangle squeezed below this share of its rest size pulls the outer ring
 
 
