@@ -41,6 +41,7 @@ def test_relative_transfer_without_change_is_the_source(d3_faces):
     assert lip_gap(src.expression) < lip_gap(ref.expression)
     np.testing.assert_allclose(lip_gap(out.expression), lip_gap(ref.expression), atol=1e-3)
     still = (jaw_weights(src.expression) == 0) & (upper_lip_weights(src.expression) == 0)
+    still[np.concatenate([T.LIP_UPPER_BODY, T.LIP_LOWER_BODY])] = False     # the lips' rows move with their lip
     np.testing.assert_allclose(out.compose()[still], src.compose()[still], atol=1e-9)
     closed = transfer_motion(src, ref, ref, TransferOptions(region="eyes"))
     np.testing.assert_allclose(closed.compose(), src.compose(), atol=1e-9)
@@ -61,7 +62,20 @@ def test_multiplier_region_and_absolute(d3_faces):
     src, ref, drv = d3_faces
     one = transfer_motion(src, drv, ref, TransferOptions(region="expression")).expression - src.expression
     two = transfer_motion(src, drv, ref, TransferOptions(region="expression", multiplier=2.0)).expression
-    np.testing.assert_allclose(two - src.expression, 2 * one, atol=1e-12)
+    body = np.zeros(len(one), bool)
+    body[np.concatenate([T.LIP_UPPER_BODY, T.LIP_LOWER_BODY])] = True
+    np.testing.assert_allclose((two - src.expression)[~body], 2 * one[~body], atol=1e-12)
+    # each lip's body keeps its height over the inner contour, scaled by the driver's change within half
+    # to 1.5 times the source's (transfer docstring, lip thickness)
+    doubled = transfer_motion(src, drv, ref, TransferOptions(region="expression", multiplier=2.0)).expression
+
+    def height(e, body, inner):
+        order = np.argsort(e[inner, 0])
+        return e[body, 1] - np.interp(e[body, 0], e[inner, 0][order], e[inner, 1][order])
+
+    for body, inner in ((T.LIP_UPPER_BODY, T.LIP_UPPER_INNER), (T.LIP_LOWER_BODY, T.LIP_LOWER_INNER)):
+        share = height(doubled, body, inner) / height(src.expression, body, inner)
+        assert np.ptp(share) < 1e-6 and 0.5 - 1e-9 <= share[0] <= 1.5 + 1e-9
     eyes = transfer_motion(src, drv, ref, TransferOptions(region="eyes"))
     moved = np.abs(eyes.expression - src.expression).max(1) > 0
     assert set(np.flatnonzero(moved)) <= set(T.EYES) and np.allclose(eyes.rotation, src.rotation)

@@ -110,6 +110,31 @@ def lip_gap(e: np.ndarray) -> np.ndarray:
     return (e[..., T.LIP_LOWER_INNER[mid], 1] - e[..., T.LIP_UPPER_INNER[mid], 1]).mean(-1)
 
 
+def lip_thickness(e: np.ndarray) -> np.ndarray:
+    """Thickness of the upper and lower lip in each of their nine columns (outer contour to inner, along
+    y in the pose-free frame), ``... x 478 x 3`` -> ``... x 2 x 9``."""
+    upper = e[..., T.LIP_UPPER_INNER, 1] - e[..., T.LIP_UPPER_OUTER, 1]
+    lower = e[..., T.LIP_LOWER_OUTER, 1] - e[..., T.LIP_LOWER_INNER, 1]
+    return np.stack([upper, lower], -2)
+
+
+def _inner_y(e: np.ndarray, inner: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The inner lip contour ``inner`` of ``e`` (``478 x 3``) read at each ``x``."""
+    xi = e[inner, 0]
+    order = np.argsort(xi)
+    return np.interp(x, xi[order], e[inner, 1][order])
+
+
+def set_lip_thickness(e: np.ndarray, source: np.ndarray, scale: np.ndarray) -> None:
+    """Give the lips of ``478 x 3`` expression ``e`` the ``source``'s thickness times ``scale`` (upper,
+    lower), in place: every point of a lip's body (outer contour and the rows inside it) lies at its
+    ``source`` height above (upper) or below (lower) the inner contour at its x, times the lip's
+    scale, so the lip's rows and colours keep their order; the inner contours and every x stay."""
+    for body, inner, k in ((T.LIP_UPPER_BODY, T.LIP_UPPER_INNER, 0), (T.LIP_LOWER_BODY, T.LIP_LOWER_INNER, 1)):
+        offset = source[body, 1] - _inner_y(source, inner, source[body, 0])
+        e[body, 1] = _inner_y(e, inner, e[body, 0]) + scale[k] * offset
+
+
 def eye_gaps(e: np.ndarray) -> np.ndarray:
     """Lid gaps in the pose-free frame, mean of the three middle columns, ``... x 2`` (right, left eye)."""
     mid = slice(2, 5)
@@ -124,6 +149,9 @@ def set_lip_gap(e: np.ndarray, gap: float, shape: np.ndarray | None = None) -> N
     delta = gap - float(lip_gap(e))
     shape = e if shape is None else shape
     jaw, upper = jaw_weights(shape), upper_lip_weights(shape)
+    mid = slice(3, 6)                # the columns lip_gap reads: their weights tell how much of delta lands
+    reach = (1 - UPPER_LIP_SHARE) * jaw[T.LIP_LOWER_INNER[mid]].mean() + UPPER_LIP_SHARE * upper[T.LIP_UPPER_INNER[mid]].mean()
+    delta /= max(float(reach), 0.5)
     e[:, 1] += (1 - UPPER_LIP_SHARE) * delta * jaw - UPPER_LIP_SHARE * delta * upper
 
 

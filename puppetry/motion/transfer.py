@@ -25,6 +25,24 @@ not mid-word, so it follows every syllable):
 
 so the target closes fully exactly when the driver does; both lines agree at ``g_d = g_r``.
 
+Lip thickness (:func:`keep_lip_thickness`): the additive rule also moves the outer lip contours by the
+driver's change, so a thin-lipped driver's smile, which thins his lips by a few hundredths of the face,
+wipes out a full-lipped source's upper lip (its outer contour crosses the inner one near the corners,
+the lip's triangles turn over and the skin above covers them: s1 and s42 with d9). Each lip's thickness
+``t`` (every point of the lip's body, its height over the inner contour) is taken in proportion
+instead, by the driver's change in its three middle columns, clipped to ``THICKNESS_RANGE``:
+
+    t_t = t_s * clip(1 + m (t_d / t_d0 - 1), 0.5, 1.5)
+
+Mouth proportions (:func:`mouth_scale`): faces differ in how far the mouth sits below the nose and how
+wide it is, and a driver's change is in his own proportions: a long-faced driver's grin lifts his mouth
+corners by half his nose-to-mouth distance, which puts a short-faced source's corners inside her nose
+(s1 with d9). Around the mouth the driving change is scaled by the source's over the reference's
+proportions, across by the mouth widths and up-down by the corners' distance below the nose, fading to
+the plain change over one more mouth half-width. The factors are clipped to ``PROPORTION_RANGE``, which
+only ever damps the change: a driver whose reference frame already smiles has a short nose-to-mouth
+distance, and scaling his change up would exaggerate every syllable (s5 with d14: 0.98 -> 0.80).
+
 Absolute: the source takes the driving expression and rotation themselves (``E_t = E_d``, ``R_t = R_d``)
 and keeps its own size and position.
 """
@@ -37,8 +55,12 @@ import numpy as np
 
 from puppetry.face import topology as T
 from puppetry.face.pose import FacePose
-from puppetry.motion.controls import EYE_PARTS, eye_gaps, lip_gap, set_eye_gap, set_lip_gap
+from puppetry.motion.controls import (EYE_PARTS, eye_gaps, lip_gap, lip_thickness, set_eye_gap, set_lip_gap,
+                                     set_lip_thickness)
 from puppetry.motion.regions import REGIONS, expression_mask, region_moves_pose
+
+THICKNESS_RANGE = (0.5, 1.5)     # a lip keeps at least half and at most 1.5 times the source's thickness
+PROPORTION_RANGE = (0.5, 1.0)    # the driving change around the mouth is only ever damped
 
 
 @dataclass(frozen=True)
@@ -76,11 +98,15 @@ def transfer_motion(source: FacePose, driving: FacePose, reference: FacePose,
     """
     mask = expression_mask(options.region, source.expression)[:, None] * options.multiplier
     if options.relative:
-        expression = source.expression + mask * (driving.expression - reference.expression)
+        change = (driving.expression - reference.expression) * mouth_scale(source.expression, reference.expression)
+        expression = source.expression + mask * change
         if options.multiplier > 0:
             expression = close_like_driver(expression, source.expression, driving.expression,
                                            reference.expression, options.multiplier,
                                            eyes=bool(mask[T.EYES].any()), lips=bool(mask[T.LIPS].any()))
+            if mask[T.LIPS].any():
+                keep_lip_thickness(expression, source.expression, driving.expression, reference.expression,
+                                   options.multiplier)
     else:
         expression = source.expression + mask * (driving.expression - source.expression)
     if not region_moves_pose(options.region):
@@ -132,3 +158,42 @@ def close_like_driver(expression: np.ndarray, source: np.ndarray, driving: np.nd
         if abs(wanted - float(lip_gap(out))) > 1e-9:          # else the additive rule gave it already
             set_lip_gap(out, wanted, shape=source)
     return out
+
+
+def keep_lip_thickness(expression: np.ndarray, source: np.ndarray, driving: np.ndarray, reference: np.ndarray,
+                       multiplier: float = 1.0) -> None:
+    """Give the target's lips the source's thickness scaled by the driver's change (module docstring),
+    in place on the ``478 x 3`` target ``expression``; the other arguments are the source's, the driving
+    frame's and the driving reference's expressions."""
+    mid = slice(3, 6)
+    t_d, t_r = lip_thickness(driving)[:, mid].mean(-1), lip_thickness(reference)[:, mid].mean(-1)
+    change = 1.0 + multiplier * (np.maximum(t_d, 0.0) / np.maximum(t_r, 1e-6) - 1.0)
+    change = np.where(t_r > 1e-6, np.clip(change, *THICKNESS_RANGE), 1.0)
+    set_lip_thickness(expression, source, change)
+
+
+def _mouth_size(e: np.ndarray) -> tuple[float, float]:
+    """Mouth width and the corners' distance below the nose, pose-free frame."""
+    left, right = e[T.MOUTH_CORNERS[0]], e[T.MOUTH_CORNERS[1]]
+    return float(abs(right[0] - left[0])), float((left[1] + right[1]) / 2 - e[T.SUBNASALE, 1])
+
+
+def mouth_scale(source: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``478 x 3`` per-point factors on the driving change that carry it into the source's mouth
+    proportions (module docstring): ``(w_s / w_r, h_s / h_r, 1)`` on the mouth, 1 away from it.
+
+    Args:
+        source, reference: ``478 x 3`` expressions of the source and the driving reference frame.
+    """
+    (w_s, h_s), (w_r, h_r) = _mouth_size(source), _mouth_size(reference)
+    scale = np.ones_like(np.asarray(source, dtype=np.float64))
+    if min(w_s, h_s, w_r, h_r) <= 1e-6:
+        return scale
+    centre = source[T.MOUTH_CORNERS, :2].mean(0)
+    half = w_s / 2
+    r = np.hypot((source[:, 0] - centre[0]) / (1.2 * half), (source[:, 1] - centre[1]) / max(h_s, 1e-6))
+    t = np.clip(2.0 - r, 0.0, 1.0)                  # 1 on the mouth (r <= 1), 0 from r = 2 on
+    weight = t * t * (3 - 2 * t)
+    scale[:, 0] += weight * (np.clip(w_s / w_r, *PROPORTION_RANGE) - 1)
+    scale[:, 1] += weight * (np.clip(h_s / h_r, *PROPORTION_RANGE) - 1)
+    return scale
