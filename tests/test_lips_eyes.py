@@ -4,7 +4,8 @@ real landmarks from ../shared/data, and the end result on the pairs that lagged 
 Causes: (1) the tracker's One Euro filter lagged blinks and syllables; (2) relative transfer crossed the
 lips (or left eyes half open) when the driver started more (less) open than the source; (3) a
 downturned mouth (s5) gave the jaw no weight, so the lips could not be re-set; (4) the inner-mouth fill
-copied a closed driving mouth (lips) into an open target mouth.
+copied a closed driving mouth (lips) into an open target mouth; (5) a long-faced driver's grin, added in
+his own proportions, lifted a short-faced source's mouth into her nose and wiped out her upper lip.
 """
 
 import numpy as np
@@ -111,6 +112,34 @@ def test_a_full_blink_closes_a_wide_eyed_source(data, d3_track):
     # with eyes as open as the reference, nothing changes
     same = transfer_motion(src, faces[0], faces[0])
     np.testing.assert_allclose(same.expression, src.expression, atol=1e-12)
+
+
+def test_a_long_faced_grin_keeps_the_mouth_below_the_nose_and_its_upper_lip(data, tmp_path):
+    from puppetry.media import write_image
+    from puppetry.methods.registry import create_engine
+    from puppetry.pipeline.driving import open_driving
+    from puppetry.pipeline.source import find_source_faces
+
+    image, label = load_source_image(data / "portraits" / "s1.jpg", 512)
+    faces = find_source_faces(image, label, max_faces=1)
+    src = decompose(faces.landmarks[0])
+    below = lambda e: (e[T.MOUTH_CORNERS, 1] - e[T.SUBNASALE, 1]).min()                   # noqa: E731
+    upper = lambda e: (e[T.LIP_UPPER_INNER[3:6], 1] - e[T.LIP_UPPER_OUTER[3:6], 1]).mean()  # noqa: E731
+    engine = create_engine("warp")
+    state = engine.prepare(faces)
+    grin = None
+    for frame in open_driving(str(data / "driving" / "d9.mp4"), keep_pixels=False, source_pose=src, max_frames=330):
+        if grin is None or below(frame.pose.expression) < below(grin.pose.expression):
+            grin = frame
+    ref, drv = grin.reference.expression, grin.pose.expression
+    assert below(drv) < 0.5 * below(ref)                  # d9 grins: a corner rises by 2/3 of his nose distance
+    additive = src.expression + drv - ref
+    assert below(additive) < 0.1 * below(src.expression)  # added in his proportions: her corners reach her nose
+    out = transfer_motion(src, grin.pose, grin.reference).expression
+    # in proportion instead: her corners rise by the same share of her own nose distance (0.07 vs 0.21)
+    assert below(out) >= 0.9 * below(src.expression) * below(drv) / below(ref)
+    assert upper(out) >= 0.5 * upper(src.expression) - 1e-9
+    write_image(str(tmp_path / f"s1_d9_{grin.index}.png"), engine.render(state, grin))
 
 
 def test_lips_control_opens_a_downturned_mouth(data):
