@@ -9,6 +9,7 @@ wide (inner gap half the mouth width); ``smile`` 0..1 lifts and widens the mouth
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from functools import lru_cache
 
 import numpy as np
 
@@ -130,9 +131,18 @@ def set_lip_thickness(e: np.ndarray, source: np.ndarray, scale: np.ndarray) -> N
     lower), in place: every point of a lip's body (outer contour and the rows inside it) lies at its
     ``source`` height above (upper) or below (lower) the inner contour at its x, times the lip's
     scale, so the lip's rows and colours keep their order; the inner contours and every x stay."""
+    offsets = _lip_offsets(np.ascontiguousarray(source, dtype=np.float64).tobytes())
     for body, inner, k in ((T.LIP_UPPER_BODY, T.LIP_UPPER_INNER, 0), (T.LIP_LOWER_BODY, T.LIP_LOWER_INNER, 1)):
-        offset = source[body, 1] - _inner_y(source, inner, source[body, 0])
-        e[body, 1] = _inner_y(e, inner, e[body, 0]) + scale[k] * offset
+        e[body, 1] = _inner_y(e, inner, e[body, 0]) + scale[k] * offsets[k]
+
+
+@lru_cache(maxsize=8)
+def _lip_offsets(source: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Each lip body point's height over its inner contour in a source expression (its bytes: the
+    source is the same every frame, so this is computed once)."""
+    e = np.frombuffer(source, dtype=np.float64).reshape(-1, 3)
+    return tuple(e[body, 1] - _inner_y(e, inner, e[body, 0])
+                 for body, inner in ((T.LIP_UPPER_BODY, T.LIP_UPPER_INNER), (T.LIP_LOWER_BODY, T.LIP_LOWER_INNER)))
 
 
 def eye_gaps(e: np.ndarray) -> np.ndarray:

@@ -50,6 +50,7 @@ and keeps its own size and position.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -98,7 +99,9 @@ def transfer_motion(source: FacePose, driving: FacePose, reference: FacePose,
     """
     mask = expression_mask(options.region, source.expression)[:, None] * options.multiplier
     if options.relative:
-        change = (driving.expression - reference.expression) * mouth_scale(source.expression, reference.expression)
+        change = (driving.expression - reference.expression) * _mouth_scale_once(
+            np.ascontiguousarray(source.expression, dtype=np.float64).tobytes(),
+            np.ascontiguousarray(reference.expression, dtype=np.float64).tobytes())
         expression = source.expression + mask * change
         if options.multiplier > 0:
             expression = close_like_driver(expression, source.expression, driving.expression,
@@ -170,6 +173,14 @@ def keep_lip_thickness(expression: np.ndarray, source: np.ndarray, driving: np.n
     change = 1.0 + multiplier * (np.maximum(t_d, 0.0) / np.maximum(t_r, 1e-6) - 1.0)
     change = np.where(t_r > 1e-6, np.clip(change, *THICKNESS_RANGE), 1.0)
     set_lip_thickness(expression, source, change)
+
+
+@lru_cache(maxsize=8)
+def _mouth_scale_once(source: bytes, reference: bytes) -> np.ndarray:
+    """:func:`mouth_scale` of two expressions given as bytes: the same pair comes every frame."""
+    scale = mouth_scale(*(np.frombuffer(b, dtype=np.float64).reshape(-1, 3) for b in (source, reference)))
+    scale.flags.writeable = False
+    return scale
 
 
 def _mouth_size(e: np.ndarray) -> tuple[float, float]:

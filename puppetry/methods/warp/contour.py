@@ -43,44 +43,50 @@ def mesh_neighbours(triangles: np.ndarray, n: int) -> sparse.csr_matrix:
 class Spread:
     """A smooth lower envelope of per-vertex values over each face.
 
-    ``w' = S @ erode(w)``: every vertex first takes the smallest value within ``radius`` of it, then the
-    Gaussian-weighted mean of those within the same radius. A vertex ``x`` lies within the radius of
-    every vertex its mean reads, and each of them is at most ``w(x)``, so ``w' <= w`` everywhere: no
-    vertex flattens less than the fold search asked, and the flattening fades out over ``radius``.
+    ``w' = S @ erode(w)`` on the vertices that may flatten: every such vertex first takes the smallest
+    value within ``radius`` of it, then the Gaussian-weighted mean of those within the same radius. A
+    vertex ``x`` lies within the radius of every vertex its mean reads, and each of them is at most
+    ``w(x)``, so ``w' <= w`` everywhere: no vertex flattens less than the fold search asked, and the
+    flattening fades out over ``radius``. Other vertices keep their value.
 
     Attributes:
-        near: ``N x K`` indices of the vertices within the radius of each vertex (padded with itself).
-        smooth: ``N x N`` row-normalised Gaussian weights on the same pairs.
+        ids: ``A`` the vertices that may flatten.
+        near: ``A x K`` indices (into all vertices) of those within the radius of each (padded with itself).
+        smooth: ``A x A`` row-normalised Gaussian weights on the same pairs.
     """
 
+    ids: np.ndarray
     near: np.ndarray
     smooth: sparse.csr_matrix
 
     def __call__(self, w: np.ndarray) -> np.ndarray:
-        return self.smooth @ w[self.near].min(1)
+        out = np.array(w, dtype=np.float64, copy=True)
+        out[self.ids] = self.smooth @ w[self.near].min(1)
+        return out
 
 
-def spread_operator(points: np.ndarray, groups: np.ndarray, radius: np.ndarray) -> Spread:
-    """:class:`Spread` over ``N x 2`` rest points; vertices only see their own group (face), within
-    ``radius[g]`` pixels for group ``g``; a negative group sees only itself."""
-    n = len(points)
-    rows, cols, weights = [np.arange(n)], [np.arange(n)], [np.ones(n)]
-    for g in np.unique(groups[groups >= 0]):
-        ids = np.flatnonzero(groups == g)
-        d = np.linalg.norm(points[ids, None] - points[None, ids], axis=-1)
+def spread_operator(points: np.ndarray, groups: np.ndarray, radius: np.ndarray, active: np.ndarray) -> Spread:
+    """:class:`Spread` over the ``active`` ones of ``N x 2`` rest points; a vertex sees only active
+    vertices of its own group (face) within ``radius[g]`` pixels for group ``g``."""
+    ids = np.flatnonzero(active & (groups >= 0))
+    a = len(ids)
+    rows, cols, weights = [np.arange(a)], [np.arange(a)], [np.ones(a)]
+    for g in np.unique(groups[ids]):
+        local = np.flatnonzero(groups[ids] == g)
+        d = np.linalg.norm(points[ids[local], None] - points[None, ids[local]], axis=-1)
         i, j = np.nonzero((d <= radius[g]) & (d > 0))
-        rows.append(ids[i])
-        cols.append(ids[j])
+        rows.append(local[i])
+        cols.append(local[j])
         weights.append(np.exp(-0.5 * (d[i, j] / (radius[g] / 2)) ** 2))
-    rows, cols, weights = (np.concatenate(a) for a in (rows, cols, weights))
-    smooth = sparse.coo_matrix((weights, (rows, cols)), shape=(n, n)).tocsr()
-    smooth = sparse.diags(1.0 / np.asarray(smooth.sum(1)).ravel()) @ smooth
-    count = np.bincount(rows, minlength=n)
-    near = np.tile(np.arange(n)[:, None], (1, count.max()))
+    rows, cols, weights = (np.concatenate(x) for x in (rows, cols, weights))
+    smooth = sparse.coo_matrix((weights, (rows, cols)), shape=(a, a)).tocsr()
+    smooth = (sparse.diags(1.0 / np.asarray(smooth.sum(1)).ravel()) @ smooth).tocsr()
+    count = np.bincount(rows, minlength=a)
+    near = np.tile(np.arange(a)[:, None], (1, count.max(initial=1)))
     order = np.argsort(rows, kind="stable")
     slot = np.arange(len(rows)) - np.repeat(np.cumsum(count) - count, count)
     near[rows[order], slot] = cols[order]
-    return Spread(near=near, smooth=smooth.tocsr())
+    return Spread(ids=ids, near=ids[near], smooth=smooth)
 
 
 def unfold(true_points: np.ndarray, flat_points: np.ndarray, triangles: np.ndarray, gauge: StretchGauge,
@@ -121,7 +127,7 @@ def unfold(true_points: np.ndarray, flat_points: np.ndarray, triangles: np.ndarr
             break
         w[verts] *= 0.25
     if (w < 1).any():                    # no kink between flattened and 3D points; never raises a w
-        w = np.where(flattenable, spread(w), w)
+        w = spread(w)
     moved = flat_points + w[:, None] * delta
     # Where even the card folds (the driving expression itself folds the outline, as landmarks of a
     # turned head often do), relax the folded points toward their neighbours' mean.

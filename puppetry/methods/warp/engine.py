@@ -215,7 +215,7 @@ class WarpEngine(Engine):
         identities = [self.retargeter.identity(lm) for lm in source.landmarks] if self.retargeter else []
         return WarpState(image=image, rigs=rigs, mouths=mouths, keep=keep, fixed=fixed, movable=movable,
                          mesh=mesh, flattenable=flattenable, neighbours=mesh_neighbours(tri, len(points)),
-                         spread=spread_operator(points[:, :2], groups, cfg.rig.flatten_fade * widths),
+                         spread=spread_operator(points[:, :2], groups, cfg.rig.flatten_fade * widths, flattenable),
                          face_starts=face_starts, gauge=StretchGauge(mesh.source, tri),
                          unfold_candidates=(solid & head[tri].all(1) & flattenable[tri].any(1)
                                             & ~feature[tri].any(1)),
