@@ -4,8 +4,9 @@ A 2D warp cannot show what the source hides: when a closed mouth opens, the warp
 lips' edge pixels. This module paints the opening between the target's inner lips:
 
 * from the driving frame's own inner mouth (teeth, tongue) when driving pixels exist, mapped onto the
-  target lips by an affine fit of the lip landmarks and colour-matched to the source's lips, in the
-  measure that the driving mouth is itself open as wide as the target's (:meth:`MouthFiller.driving_share`);
+  target lips by an affine fit of the lip landmarks and colour-matched to the source's lips (mean and
+  contrast; what is darker than the driver's lips keeps at least its full depth), in the measure that
+  the driving mouth is itself open as wide as the target's (:meth:`MouthFiller.driving_share`);
 * otherwise (templates, procedural motion, controls), and for the rest of that measure, with a
   synthetic mouth: a dark cavity whose tint comes from the source's lips, an upper-teeth band and a
   dimmer lower-teeth band.
@@ -169,8 +170,12 @@ class MouthFiller:
         patch = cv2.warpAffine(driving, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
         mean, std = _lip_stats(driving, dlm)
-        gain = np.clip(self.lip_std / std, 0.6, 1.6)
-        return (patch - mean) * gain + self.lip_mean
+        gain = np.clip(self.lip_std / std, 0.6, 1.6).astype(np.float32)
+        diff = patch - mean.astype(np.float32)
+        # A low-contrast source (a painting's lips) would flatten the driver's dark cavity into a lip-coloured
+        # band that reads as closed lips: what is darker than the driver's lips keeps at least its full depth.
+        gain = np.where(diff < 0, np.maximum(gain, 1.0), gain)
+        return diff * gain + self.lip_mean.astype(np.float32)
 
     def _synthetic_patch(self, target: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """The synthetic mouth at image pixels ``x``, ``y`` (``P`` each); returns ``P x 3`` float32 RGB."""
