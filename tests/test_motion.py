@@ -65,8 +65,8 @@ def test_multiplier_region_and_absolute(d3_faces):
     body = np.zeros(len(one), bool)
     body[np.concatenate([T.LIP_UPPER_BODY, T.LIP_LOWER_BODY])] = True
     np.testing.assert_allclose((two - src.expression)[~body], 2 * one[~body], atol=1e-12)
-    # each lip's body keeps its height over the inner contour, scaled by the driver's change within half
-    # to 1.5 times the source's (transfer docstring, lip thickness)
+    # each lip's body keeps its height over the inner contour within half to 1.5 times the source's
+    # (transfer docstring, lip thickness)
     doubled = transfer_motion(src, drv, ref, TransferOptions(region="expression", multiplier=2.0)).expression
 
     def height(e, body, inner):
@@ -75,7 +75,7 @@ def test_multiplier_region_and_absolute(d3_faces):
 
     for body, inner in ((T.LIP_UPPER_BODY, T.LIP_UPPER_INNER), (T.LIP_LOWER_BODY, T.LIP_LOWER_INNER)):
         share = height(doubled, body, inner) / height(src.expression, body, inner)
-        assert np.ptp(share) < 1e-6 and 0.5 - 1e-9 <= share[0] <= 1.5 + 1e-9
+        assert share.min() >= 0.5 - 1e-9 and share.max() <= 1.5 + 1e-9
     eyes = transfer_motion(src, drv, ref, TransferOptions(region="eyes"))
     moved = np.abs(eyes.expression - src.expression).max(1) > 0
     assert set(np.flatnonzero(moved)) <= set(T.EYES) and np.allclose(eyes.rotation, src.rotation)

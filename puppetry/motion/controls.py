@@ -111,14 +111,6 @@ def lip_gap(e: np.ndarray) -> np.ndarray:
     return (e[..., T.LIP_LOWER_INNER[mid], 1] - e[..., T.LIP_UPPER_INNER[mid], 1]).mean(-1)
 
 
-def lip_thickness(e: np.ndarray) -> np.ndarray:
-    """Thickness of the upper and lower lip in each of their nine columns (outer contour to inner, along
-    y in the pose-free frame), ``... x 478 x 3`` -> ``... x 2 x 9``."""
-    upper = e[..., T.LIP_UPPER_INNER, 1] - e[..., T.LIP_UPPER_OUTER, 1]
-    lower = e[..., T.LIP_LOWER_OUTER, 1] - e[..., T.LIP_LOWER_INNER, 1]
-    return np.stack([upper, lower], -2)
-
-
 def _inner_y(e: np.ndarray, inner: np.ndarray, x: np.ndarray) -> np.ndarray:
     """The inner lip contour ``inner`` of ``e`` (``478 x 3``) read at each ``x``."""
     xi = e[inner, 0]
@@ -126,14 +118,17 @@ def _inner_y(e: np.ndarray, inner: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.interp(x, xi[order], e[inner, 1][order])
 
 
-def set_lip_thickness(e: np.ndarray, source: np.ndarray, scale: np.ndarray) -> None:
-    """Give the lips of ``478 x 3`` expression ``e`` the ``source``'s thickness times ``scale`` (upper,
-    lower), in place: every point of a lip's body (outer contour and the rows inside it) lies at its
-    ``source`` height above (upper) or below (lower) the inner contour at its x, times the lip's
-    scale, so the lip's rows and colours keep their order; the inner contours and every x stay."""
+def limit_lip_heights(e: np.ndarray, source: np.ndarray, low: float, high: float) -> None:
+    """Keep every point of each lip's body (outer contour and the rows inside it) of ``478 x 3``
+    expression ``e`` between ``low`` and ``high`` times its ``source`` height above (upper lip) or
+    below (lower lip) the inner contour at its x, in place; the inner contours and every x stay."""
     offsets = _lip_offsets(np.ascontiguousarray(source, dtype=np.float64).tobytes())
     for body, inner, k in ((T.LIP_UPPER_BODY, T.LIP_UPPER_INNER, 0), (T.LIP_LOWER_BODY, T.LIP_LOWER_INNER, 1)):
-        e[body, 1] = _inner_y(e, inner, e[body, 0]) + scale[k] * offsets[k]
+        y_in = _inner_y(e, inner, e[body, 0])
+        h_s = offsets[k]
+        ok = np.abs(h_s) > 1e-6
+        share = np.clip((e[body, 1] - y_in) / np.where(ok, h_s, 1.0), low, high)
+        e[body, 1] = np.where(ok, y_in + share * h_s, e[body, 1])
 
 
 @lru_cache(maxsize=8)

@@ -25,14 +25,13 @@ not mid-word, so it follows every syllable):
 
 so the target closes fully exactly when the driver does; both lines agree at ``g_d = g_r``.
 
-Lip thickness (:func:`keep_lip_thickness`): the additive rule also moves the outer lip contours by the
-driver's change, so a thin-lipped driver's smile, which thins his lips by a few hundredths of the face,
-wipes out a full-lipped source's upper lip (its outer contour crosses the inner one near the corners,
-the lip's triangles turn over and the skin above covers them: s1 and s42 with d9). Each lip's thickness
-``t`` (every point of the lip's body, its height over the inner contour) is taken in proportion
-instead, by the driver's change in its three middle columns, clipped to ``THICKNESS_RANGE``:
-
-    t_t = t_s * clip(1 + m (t_d / t_d0 - 1), 0.5, 1.5)
+Lip thickness (:func:`keep_lip_thickness`): the additive rule also moves the lips' outer contours by
+the driver's change, so a thin-lipped driver's grin, which thins his lips by a few hundredths of the
+face, wiped out a full-lipped source's upper lip (its outer contour crossed the inner one near the
+corners, the lip's triangles turned over and the skin above covered them: s1 and s42 with d9). Every
+point of each lip's body (outer contour and the two rows inside it) keeps its height over the inner
+contour between ``THICKNESS_RANGE`` (half and 1.5 times) of the source's; within that range the
+additive rule stands, so a face driven by its own video keeps every lip shape it makes.
 
 Mouth proportions (:func:`mouth_scale`): faces differ in how far the mouth sits below the nose and how
 wide it is, and a driver's change is in his own proportions: a long-faced driver's grin lifts his mouth
@@ -56,8 +55,8 @@ import numpy as np
 
 from puppetry.face import topology as T
 from puppetry.face.pose import FacePose
-from puppetry.motion.controls import (EYE_PARTS, eye_gaps, lip_gap, lip_thickness, set_eye_gap, set_lip_gap,
-                                     set_lip_thickness)
+from puppetry.motion.controls import (EYE_PARTS, eye_gaps, lip_gap, limit_lip_heights, set_eye_gap,
+                                     set_lip_gap)
 from puppetry.motion.regions import REGIONS, expression_mask, region_moves_pose
 
 THICKNESS_RANGE = (0.5, 1.5)     # a lip keeps at least half and at most 1.5 times the source's thickness
@@ -108,8 +107,7 @@ def transfer_motion(source: FacePose, driving: FacePose, reference: FacePose,
                                            reference.expression, options.multiplier,
                                            eyes=bool(mask[T.EYES].any()), lips=bool(mask[T.LIPS].any()))
             if mask[T.LIPS].any():
-                keep_lip_thickness(expression, source.expression, driving.expression, reference.expression,
-                                   options.multiplier)
+                keep_lip_thickness(expression, source.expression)
     else:
         expression = source.expression + mask * (driving.expression - source.expression)
     if not region_moves_pose(options.region):
@@ -163,16 +161,10 @@ def close_like_driver(expression: np.ndarray, source: np.ndarray, driving: np.nd
     return out
 
 
-def keep_lip_thickness(expression: np.ndarray, source: np.ndarray, driving: np.ndarray, reference: np.ndarray,
-                       multiplier: float = 1.0) -> None:
-    """Give the target's lips the source's thickness scaled by the driver's change (module docstring),
-    in place on the ``478 x 3`` target ``expression``; the other arguments are the source's, the driving
-    frame's and the driving reference's expressions."""
-    mid = slice(3, 6)
-    t_d, t_r = lip_thickness(driving)[:, mid].mean(-1), lip_thickness(reference)[:, mid].mean(-1)
-    change = 1.0 + multiplier * (np.maximum(t_d, 0.0) / np.maximum(t_r, 1e-6) - 1.0)
-    change = np.where(t_r > 1e-6, np.clip(change, *THICKNESS_RANGE), 1.0)
-    set_lip_thickness(expression, source, change)
+def keep_lip_thickness(expression: np.ndarray, source: np.ndarray) -> None:
+    """Keep the target's lips between half and 1.5 times the source's thickness, point by point (module
+    docstring), in place on the ``478 x 3`` target ``expression``; ``source`` is the source's expression."""
+    limit_lip_heights(expression, source, *THICKNESS_RANGE)
 
 
 @lru_cache(maxsize=8)
