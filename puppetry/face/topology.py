@@ -44,12 +44,12 @@ LIP_UPPER_OUTER = np.array([185, 40, 39, 37, 0, 267, 269, 270, 409])
 LIP_LOWER_OUTER = np.array([146, 91, 181, 84, 17, 314, 405, 321, 375])
 LIP_UPPER_INNER = np.array([191, 80, 81, 82, 13, 312, 311, 310, 415])
 LIP_LOWER_INNER = np.array([95, 88, 178, 87, 14, 317, 402, 318, 324])
-# Closed polygon of the opening between the lips.
 # Each lip's outer contour and the two rows of points between it and the inner contour.
 LIP_UPPER_BODY = np.array([0, 11, 12, 37, 38, 39, 40, 41, 42, 72, 73, 74, 183, 184, 185,
                            267, 268, 269, 270, 271, 272, 302, 303, 304, 407, 408, 409])
 LIP_LOWER_BODY = np.array([15, 16, 17, 77, 84, 85, 86, 89, 90, 91, 96, 146, 179, 180, 181,
                            307, 314, 315, 316, 319, 320, 321, 325, 375, 403, 404, 405])
+# Closed polygon of the opening between the lips.
 INNER_MOUTH = np.concatenate([[78], LIP_UPPER_INNER, [308], LIP_LOWER_INNER[::-1]])
 OUTER_MOUTH = np.concatenate([[61], LIP_UPPER_OUTER, [291], LIP_LOWER_OUTER[::-1]])
 

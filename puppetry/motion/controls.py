@@ -105,6 +105,17 @@ def upper_lip_weights(e: np.ndarray) -> np.ndarray:
     return w
 
 
+def expression_key(e: np.ndarray) -> bytes:
+    """An expression as bytes, to cache what a per-frame function derives from a face that stays the
+    same every frame (the source, the driving reference) with ``functools.lru_cache``."""
+    return np.ascontiguousarray(e, dtype=np.float64).tobytes()
+
+
+def expression_from_key(key: bytes) -> np.ndarray:
+    """The ``N x 3`` expression back from :func:`expression_key` (read-only)."""
+    return np.frombuffer(key, dtype=np.float64).reshape(-1, 3)
+
+
 def lip_gap(e: np.ndarray) -> np.ndarray:
     """Inner-lip gap in the pose-free frame, mean of the three middle columns (``... x 478 x 3`` -> ``...``)."""
     mid = slice(3, 6)
@@ -122,7 +133,7 @@ def limit_lip_heights(e: np.ndarray, source: np.ndarray, low: float, high: float
     """Keep every point of each lip's body (outer contour and the rows inside it) of ``478 x 3``
     expression ``e`` between ``low`` and ``high`` times its ``source`` height above (upper lip) or
     below (lower lip) the inner contour at its x, in place; the inner contours and every x stay."""
-    offsets = _lip_offsets(np.ascontiguousarray(source, dtype=np.float64).tobytes())
+    offsets = _lip_offsets(expression_key(source))
     for body, inner, k in ((T.LIP_UPPER_BODY, T.LIP_UPPER_INNER, 0), (T.LIP_LOWER_BODY, T.LIP_LOWER_INNER, 1)):
         y_in = _inner_y(e, inner, e[body, 0])
         h_s = offsets[k]
@@ -135,7 +146,7 @@ def limit_lip_heights(e: np.ndarray, source: np.ndarray, low: float, high: float
 def _lip_offsets(source: bytes) -> tuple[np.ndarray, np.ndarray]:
     """Each lip body point's height over its inner contour in a source expression (its bytes: the
     source is the same every frame, so this is computed once)."""
-    e = np.frombuffer(source, dtype=np.float64).reshape(-1, 3)
+    e = expression_from_key(source)
     return tuple(e[body, 1] - _inner_y(e, inner, e[body, 0])
                  for body, inner in ((T.LIP_UPPER_BODY, T.LIP_UPPER_INNER), (T.LIP_LOWER_BODY, T.LIP_LOWER_INNER)))
 
@@ -152,12 +163,26 @@ def set_lip_gap(e: np.ndarray, gap: float, shape: np.ndarray | None = None) -> N
     (default ``e``) is the face whose mouth lays out those weights; pass an uncrossed one when ``e``'s
     lips may have crossed."""
     delta = gap - float(lip_gap(e))
-    shape = e if shape is None else shape
-    jaw, upper = jaw_weights(shape), upper_lip_weights(shape)
-    mid = slice(3, 6)                # the columns lip_gap reads: their weights tell how much of delta lands
-    reach = (1 - UPPER_LIP_SHARE) * jaw[T.LIP_LOWER_INNER[mid]].mean() + UPPER_LIP_SHARE * upper[T.LIP_UPPER_INNER[mid]].mean()
-    delta /= max(float(reach), 0.5)
+    jaw, upper, reach = _mouth_weights(e) if shape is None else _source_mouth_weights(expression_key(shape))
+    delta /= reach
     e[:, 1] += (1 - UPPER_LIP_SHARE) * delta * jaw - UPPER_LIP_SHARE * delta * upper
+
+
+def _mouth_weights(e: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """:func:`jaw_weights` and :func:`upper_lip_weights` of a face, and how much of a gap change they
+    land on the columns :func:`lip_gap` reads (at least half)."""
+    jaw, upper = jaw_weights(e), upper_lip_weights(e)
+    mid = slice(3, 6)
+    reach = ((1 - UPPER_LIP_SHARE) * jaw[T.LIP_LOWER_INNER[mid]].mean()
+             + UPPER_LIP_SHARE * upper[T.LIP_UPPER_INNER[mid]].mean())
+    return jaw, upper, max(float(reach), 0.5)
+
+
+@lru_cache(maxsize=8)
+def _source_mouth_weights(shape: bytes) -> tuple[np.ndarray, np.ndarray, float]:
+    """:func:`_mouth_weights` of a face given by :func:`expression_key` (motion transfer passes the
+    source every frame)."""
+    return _mouth_weights(expression_from_key(shape))
 
 
 def apply_controls(target: FacePose, source: FacePose, controls: Controls) -> FacePose:

@@ -56,7 +56,9 @@ class MotionTracker:
         points = faces[0].astype(np.float64)
         if self.filter is not None:
             points = self.filter(points)
-        pose = self.filter.pose if self.filter is not None else decompose(points)
+            pose = self.filter.pose
+        else:
+            pose = decompose(points)
         face = TrackedFace(points.astype(np.float32), pose, found=True)
         self._last = face
         return face

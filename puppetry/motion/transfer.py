@@ -25,13 +25,13 @@ not mid-word, so it follows every syllable):
 
 so the target closes fully exactly when the driver does; both lines agree at ``g_d = g_r``.
 
-Lip thickness (:func:`keep_lip_thickness`): the additive rule also moves the lips' outer contours by
-the driver's change, so a thin-lipped driver's grin, which thins his lips by a few hundredths of the
-face, wiped out a full-lipped source's upper lip (its outer contour crossed the inner one near the
-corners, the lip's triangles turned over and the skin above covered them: s1 and s42 with d9). Every
-point of each lip's body (outer contour and the two rows inside it) keeps its height over the inner
-contour between ``THICKNESS_RANGE`` (half and 1.5 times) of the source's; within that range the
-additive rule stands, so a face driven by its own video keeps every lip shape it makes.
+Lip thickness (:func:`~puppetry.motion.controls.limit_lip_heights`): the additive rule also moves the
+lips' outer contours by the driver's change, so a thin-lipped driver's grin, which thins his lips by a
+few hundredths of the face, wiped out a full-lipped source's upper lip (its outer contour crossed the
+inner one near the corners, the lip's triangles turned over and the skin above covered them: s1 and s42
+with d9). Every point of each lip's body (outer contour and the two rows inside it) keeps its height
+over the inner contour between ``THICKNESS_RANGE`` (half and 1.5 times) of the source's; within that
+range the additive rule stands, so a face driven by its own video keeps every lip shape it makes.
 
 Mouth proportions (:func:`mouth_scale`): faces differ in how far the mouth sits below the nose and how
 wide it is, and a driver's change is in his own proportions: a long-faced driver's grin lifts his mouth
@@ -55,8 +55,8 @@ import numpy as np
 
 from puppetry.face import topology as T
 from puppetry.face.pose import FacePose
-from puppetry.motion.controls import (EYE_PARTS, eye_gaps, lip_gap, limit_lip_heights, set_eye_gap,
-                                     set_lip_gap)
+from puppetry.motion.controls import (EYE_PARTS, expression_from_key, expression_key, eye_gaps, lip_gap,
+                                     limit_lip_heights, set_eye_gap, set_lip_gap)
 from puppetry.motion.regions import REGIONS, expression_mask, region_moves_pose
 
 THICKNESS_RANGE = (0.5, 1.5)     # a lip keeps at least half and at most 1.5 times the source's thickness
@@ -99,15 +99,14 @@ def transfer_motion(source: FacePose, driving: FacePose, reference: FacePose,
     mask = expression_mask(options.region, source.expression)[:, None] * options.multiplier
     if options.relative:
         change = (driving.expression - reference.expression) * _mouth_scale_once(
-            np.ascontiguousarray(source.expression, dtype=np.float64).tobytes(),
-            np.ascontiguousarray(reference.expression, dtype=np.float64).tobytes())
+            expression_key(source.expression), expression_key(reference.expression))
         expression = source.expression + mask * change
         if options.multiplier > 0:
             expression = close_like_driver(expression, source.expression, driving.expression,
                                            reference.expression, options.multiplier,
                                            eyes=bool(mask[T.EYES].any()), lips=bool(mask[T.LIPS].any()))
             if mask[T.LIPS].any():
-                keep_lip_thickness(expression, source.expression)
+                limit_lip_heights(expression, source.expression, *THICKNESS_RANGE)
     else:
         expression = source.expression + mask * (driving.expression - source.expression)
     if not region_moves_pose(options.region):
@@ -161,16 +160,11 @@ def close_like_driver(expression: np.ndarray, source: np.ndarray, driving: np.nd
     return out
 
 
-def keep_lip_thickness(expression: np.ndarray, source: np.ndarray) -> None:
-    """Keep the target's lips between half and 1.5 times the source's thickness, point by point (module
-    docstring), in place on the ``478 x 3`` target ``expression``; ``source`` is the source's expression."""
-    limit_lip_heights(expression, source, *THICKNESS_RANGE)
-
-
 @lru_cache(maxsize=8)
 def _mouth_scale_once(source: bytes, reference: bytes) -> np.ndarray:
-    """:func:`mouth_scale` of two expressions given as bytes: the same pair comes every frame."""
-    scale = mouth_scale(*(np.frombuffer(b, dtype=np.float64).reshape(-1, 3) for b in (source, reference)))
+    """:func:`mouth_scale` of two expressions given by :func:`~puppetry.motion.controls.expression_key`:
+    the same pair comes every frame."""
+    scale = mouth_scale(expression_from_key(source), expression_from_key(reference))
     scale.flags.writeable = False
     return scale
 

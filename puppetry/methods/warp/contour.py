@@ -13,18 +13,18 @@ points of folded or crushed triangles (squeezed under ``min_squeeze`` of their s
 quarter their ``w`` until none is left. ``w`` is then spread smoothly over the face
 (:class:`Spread`): a point next to a flattened one is flattened almost as much, so the outline bends
 gradually from 3D to flat instead of kinking where one point is flat and its neighbour is not (the
-notch at the temple and the ragged jaw of a small face turned away, s4 with d11). Where the card itself folds (the transferred
-expression folds the outline: landmarks tracked on a turned head often do), the folded points are
-relaxed toward their neighbours' mean. The eyes, nose and mouth are never flattened: the nose still
-covers the far cheek, which is a true occlusion.
+notch at the temple and the ragged jaw of a small face turned away, s4 with d11). Where the card
+itself folds (the transferred expression folds the outline: landmarks tracked on a turned head often
+do), the folded points are relaxed toward their neighbours' mean. The eyes, nose and mouth are never
+flattened: the nose still covers the far cheek, which is a true occlusion.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy import sparse
-
-from dataclasses import dataclass
 
 from puppetry.geometry.mesh_warp import StretchGauge
 

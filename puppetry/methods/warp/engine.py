@@ -134,7 +134,7 @@ def _body_weights(state: WarpState) -> np.ndarray:
     for rig, keep in zip(state.rigs, state.keep):
         rest = rig.rest_points[:, :2]
         n_face = len(LANDMARK_IDS)
-        oval = rest[:n_face][np.isin(LANDMARK_IDS, T.FACE_OVAL)]
+        oval = rig.outline
         centre, width = oval.mean(0), float(np.ptp(oval[:, 0]))
         offset = rest - centre
         down = offset[:, 1] / np.maximum(np.linalg.norm(offset, axis=1), 1e-9)
@@ -202,8 +202,7 @@ class WarpEngine(Engine):
         flattenable[is_face] = np.concatenate([r.flattenable for r in rigs])
         face_starts = np.cumsum([0] + [int(k.sum()) for k in keep[:-1]]).tolist()
         groups = np.concatenate([np.full(int(k.sum()), i) for i, k in enumerate(keep)] + [np.full(len(fixed), -1)])
-        widths = np.array([np.ptp(r.rest_points[:len(LANDMARK_IDS)][np.isin(LANDMARK_IDS, T.FACE_OVAL), 0])
-                           for r in rigs])
+        widths = np.array([np.ptp(r.outline[:, 0]) for r in rigs])
         feature = np.zeros(len(points), bool)
         for start in face_starts:
             feature[start + FEATURES] = True

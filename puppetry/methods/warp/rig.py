@@ -86,6 +86,11 @@ class FaceRig:
     rest_ring: np.ndarray
 
     @property
+    def outline(self) -> np.ndarray:
+        """``36 x 2`` the face outline (``FACE_OVAL``) at rest, source pixels."""
+        return self.rest_points[T.FACE_OVAL, :2]
+
+    @property
     def rest_points(self) -> np.ndarray:
         """``(470 + K) x 3`` control points at rest, source pixels (x, y, depth)."""
         return self.points(self.pose)
