@@ -39,8 +39,9 @@ def main() -> None:
     parser.add_argument("--sources", default="s1,s5,s7,s9,s10,s12,s42")
     parser.add_argument("--driving", default="d3,d9,d11,d14,d19")
     parser.add_argument("--frames", type=int, default=100)
+    parser.add_argument("--max-size", type=int, default=512, help="longer side of the source and driving frames")
     args = parser.parse_args()
-    config = EvaluateConfig(identity=False, max_size=512, max_frames=args.frames)
+    config = EvaluateConfig(identity=False, max_size=args.max_size, max_frames=args.frames)
     models = _Models(config)
     engine = create_engine("warp")
     ratios = {"lip": lip_open_ratio, "eye": lambda x: eye_open_ratio(x).mean(-1)}
