@@ -46,7 +46,7 @@ def dataset(tmp_path_factory, data) -> Path:
 def weights(tmp_path_factory) -> dict[str, Path]:
     """Random VGG19 (torchvision layout, with a classifier) and ArcFace IResNet (1-1-1-1 blocks) files."""
     from puppetry.methods.liveportrait.training.arcface import IResNet
-    from puppetry.methods.liveportrait.training.vgg import VGG19Features
+    from puppetry.nn.vgg import VGG19Features
 
     folder = tmp_path_factory.mktemp("lp_weights")
     torch.manual_seed(0)
@@ -155,7 +155,7 @@ def test_hinge_gan_signs_and_feature_matching():
 
 def test_masked_l1_identity_and_perceptual_losses(weights):
     from puppetry.methods.liveportrait.training.losses import identity_loss, masked_l1
-    from puppetry.methods.liveportrait.training.vgg import PerceptualLoss, load_vgg19
+    from puppetry.nn.vgg import PerceptualLoss, load_vgg19
 
     a, b = torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 4)
     b[..., :2, :] = 1.0                                            # differs on the top half only
@@ -361,7 +361,7 @@ def test_bad_weight_files_are_one_line_errors(dataset, tmp_path, capsys):
     wrong = tmp_path / "wrong.pth"
     torch.save({"features.0.weight": torch.zeros(3, 3, 3, 3)}, wrong)
     cases = [(f"losses.vgg19_weights={wrong}", "not VGG19 weights in torchvision's layout: features.0.weight"),
-             (f"losses.vgg19_weights={junk}", "cannot read checkpoint"),
+             (f"losses.vgg19_weights={junk}", "cannot read VGG19 weights"),
              (f"losses.vgg19_weights={tmp_path / 'none.pth'}", "does not exist"),
              (f"losses.arcface_weights={wrong}", "not ArcFace IResNet weights"),
              ("init.checkpoint_dir=" + str(tmp_path), "needs the release's network sizes")]

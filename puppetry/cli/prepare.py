@@ -36,6 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="identity of a clip: itself (default), its video, the video's folder name, or the folder "
                         "above it (VoxCeleb id/video/clip.mp4: grandparent)")
     p.add_argument("--landmarks-only", action="store_true", help="store landmarks and pose but no frames or masks")
+    p.add_argument("--whole-frames", choices=("pad", "crop"), default=None,
+                   help="no face needed: whole frames padded (pad) or centre-cropped (crop) to a square, "
+                        "one clip per scene (any object: animals, bodies; for --engine perturbed_masks)")
     p.set_defaults(run=run)
 
 
@@ -45,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     shard = parse_shard(args.shard)
     options = PrepareOptions(size=args.size, crop_scale=args.crop_scale, min_frames=args.min_frames,
                              max_frames=args.max_frames, every=args.every, max_faces=args.max_faces,
-                             identity=args.identity, landmarks_only=args.landmarks_only)
+                             identity=args.identity, landmarks_only=args.landmarks_only,
+                             whole_frames=args.whole_frames)
     summary = prepare_dataset(args.videos, args.output, options, workers=args.workers, shard=shard)
     ok = summary.ok + summary.already_ok
     if summary.videos and not ok:

@@ -221,3 +221,11 @@ class PreparedDataset:
 def open_dataset(root: str | os.PathLike) -> PreparedDataset:
     """Open a prepared dataset (see :class:`PreparedDataset`)."""
     return PreparedDataset(root)
+
+
+def split_clips(num_clips: int, holdout: int, seed: int) -> tuple[list[int], list[int]]:
+    """Training and held-out clip indices: the last ``holdout`` of a seeded shuffle are held out (at least
+    one clip always trains)."""
+    order = np.random.default_rng(seed).permutation(num_clips)
+    k = min(holdout, num_clips - 1)
+    return sorted(order[:num_clips - k].tolist()), sorted(order[num_clips - k:].tolist())

@@ -34,6 +34,7 @@ import numpy as np
 
 from puppetry.data import format as fmt
 from puppetry.data.tracking import ClipPlan, TrackingConfig, frame_signature, longest_track, plan_clips, scene_cuts
+from puppetry.data.whole_frames import SQUARE_MODES, prepare_whole_video
 from puppetry.errors import MediaError, PuppetryError
 from puppetry.face.dlib68 import Dlib68, dlib_box_from_landmarks
 from puppetry.face.landmarks import DetectorConfig, FaceMeshDetector
@@ -61,6 +62,8 @@ class PrepareOptions:
             (the video's folder name) or ``grandparent`` (the folder above it, e.g. the speaker id of
             VoxCeleb's ``id/youtube_id/clip.mp4``).
         landmarks_only: store landmarks, pose and boxes but no frames or masks.
+        whole_frames: ``pad`` or ``crop``: no face is looked for; each scene of a video is a clip of its
+            whole frames made square (:mod:`puppetry.data.whole_frames`); None: face clips.
     """
 
     size: int = 256
@@ -71,6 +74,7 @@ class PrepareOptions:
     max_faces: int = 2
     identity: str = "clip"
     landmarks_only: bool = False
+    whole_frames: str | None = None
 
     def __post_init__(self) -> None:
         if not 32 <= self.size <= 4096:
@@ -87,9 +91,16 @@ class PrepareOptions:
             raise ValueError(f"--max-faces must be between 1 and 16, got {self.max_faces}")
         if self.identity not in IDENTITY_MODES:
             raise ValueError(f"--identity must be one of {', '.join(IDENTITY_MODES)}, got {self.identity!r}")
+        if self.whole_frames not in (None, *SQUARE_MODES):
+            raise ValueError(f"--whole-frames must be one of {', '.join(SQUARE_MODES)}, got {self.whole_frames!r}")
+        if self.whole_frames and self.landmarks_only:
+            raise ValueError("--whole-frames stores frames without landmarks; it cannot go with --landmarks-only")
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if out["whole_frames"] is None:          # face datasets read the same as before the option existed
+            del out["whole_frames"]
+        return out
 
     def tracking(self) -> TrackingConfig:
         return TrackingConfig(min_frames=self.min_frames, crop_scale=self.crop_scale)
@@ -232,8 +243,9 @@ class VideoPreparer:
     def __init__(self, options: PrepareOptions) -> None:
         self.options = options
         self.tracking = options.tracking()
-        self.dlib = Dlib68()
-        self.segmenter = None if options.landmarks_only else PersonSegmenter()
+        whole = options.whole_frames is not None
+        self.dlib = None if whole else Dlib68()
+        self.segmenter = None if options.landmarks_only or whole else PersonSegmenter()
 
     def process(self, source: VideoSource, root: Path) -> dict[str, Any]:
         """Prepare one video into ``root/shards``; never raises for a bad video (returns a skip record).
@@ -275,6 +287,8 @@ class VideoPreparer:
 
     # -- both passes -------------------------------------------------------------------------------
     def _process(self, source: VideoSource, shards: Path) -> dict[str, Any]:
+        if self.options.whole_frames is not None:
+            return self._process_whole(source, shards)
         detections, cuts, fps, frame_size = self._analyse(source)
         analysed = len(detections)
         if not any(detections):
@@ -295,6 +309,22 @@ class VideoPreparer:
             raise OutputError(f"cannot write to '{shards}': {exc.strerror or exc}") from None
         return {"clips": len(shard_clips), "frames": int(sum(c["num_frames"] for c in shard_clips)),
                 "analysed_frames": analysed}
+
+    def _process_whole(self, source: VideoSource, shards: Path) -> dict[str, Any]:
+        """``--whole-frames``: every scene a clip of whole squared frames, no face looked for."""
+        try:
+            with fmt.ShardWriter(shards, source.key, video=source.path) as shard:
+                try:
+                    done = prepare_whole_video(source.path, source.key, shard, self.options,
+                                               lambda cid: self._identity(source, cid),
+                                               self.options.max_frames, self.options.every)
+                except ValueError as exc:
+                    raise _Skip(str(exc)) from None
+                shard.extra.update(fps=done.pop("fps"), source_size=done.pop("source_size"),
+                                   analysed_frames=done["analysed_frames"], options=self.options.as_dict())
+        except OSError as exc:
+            raise OutputError(f"cannot write to '{shards}': {exc.strerror or exc}") from None
+        return done
 
     # -- pass 2 ------------------------------------------------------------------------------------
     def _cut(self, source: VideoSource, plans: list[ClipPlan], shard: fmt.ShardWriter, clip_fps: float,

@@ -26,6 +26,7 @@ METHOD_PACKAGES: tuple[str, ...] = (
     "ldnet",
     "liveportrait",
     "wggan",
+    "perturbed_masks",
 )
 
 DEFAULT_ENGINE = "warp"
@@ -66,6 +67,12 @@ def engine_method(name: str) -> Method:
         if method.name == name and method.engine is not None:
             return method
     raise PuppetryError(f"unknown engine '{name}'; available engines: {', '.join(engine_names())}")
+
+
+def needs_landmarks(name: str) -> bool:
+    """Whether engine ``name`` animates faces found by landmarks (False: any object, whole frames; the
+    pipeline then looks for no face and passes every driving frame's pixels)."""
+    return engine_method(name).needs.source_landmarks
 
 
 def create_engine(name: str, transfer: TransferOptions = TransferOptions(), **options: Any) -> "Engine":

@@ -22,7 +22,7 @@ from puppetry.media.video import is_video_path
 from puppetry.motion.controls import Controls
 from puppetry.motion.tracker import MotionTracker
 from puppetry.motion.transfer import TransferOptions
-from puppetry.methods.registry import DEFAULT_ENGINE, create_engine, engines_that
+from puppetry.methods.registry import DEFAULT_ENGINE, create_engine, engines_that, needs_landmarks
 from puppetry.pipeline.driving import open_driving
 from puppetry.pipeline.frame_sink import AnimationResult, FrameSink, output_kind
 from puppetry.pipeline.source import find_source_faces, load_source_image
@@ -82,6 +82,13 @@ def _batches(frames: Iterable[DrivingFrame], size: int) -> Iterator[list[Driving
         yield batch
 
 
+def source_faces(image: np.ndarray, name: str, options: AnimateOptions) -> SourceFaces:
+    """The source's faces, or none looked for when the engine animates any object (whole frames)."""
+    if not needs_landmarks(options.engine):
+        return SourceFaces(image=image, landmarks=[], name=name)
+    return find_source_faces(image, name, options.max_faces)
+
+
 def animate(source: str | os.PathLike | np.ndarray = "astronaut", driving: str | os.PathLike = "demo",
             output: str | os.PathLike | None = None, options: AnimateOptions | None = None) -> AnimationResult:
     """Animate ``source`` with ``driving``.
@@ -102,14 +109,18 @@ def animate(source: str | os.PathLike | np.ndarray = "astronaut", driving: str |
     if isinstance(source, (str, os.PathLike)) and is_video_path(source):
         return animate_video_source(os.fspath(source), driving, out_path, options)
     image, name = load_source_image(source, options.max_size)
-    faces = find_source_faces(image, name, options.max_faces)
+    faces = source_faces(image, name, options)
     engine = create_engine(options.engine, options.transfer(), **options.engine_options)
     t = time.perf_counter()
     state = engine.prepare(faces)
     prepare_s = time.perf_counter() - t
+    track = bool(faces.landmarks)
     stream = open_driving(driving, options.controls, options.fps, options.duration, options.smoothing,
-                          keep_pixels=True, source_pose=decompose(faces.landmarks[0]),
-                          max_frames=options.max_frames)
+                          keep_pixels=True, source_pose=decompose(faces.landmarks[0]) if track else None,
+                          max_frames=options.max_frames, track=track)
+    if not track and stream.kind not in ("video", "image"):
+        raise MotionError(f"--engine {options.engine} animates from the driving frames' pixels: give a driving "
+                          f"video, frame folder or image, not '{stream.name}' (a {stream.kind})")
     readers = engines_that("keypoint_templates")
     if stream.kind == "keypoints" and options.engine not in readers:
         raise MotionError(f"'{stream.name}' is a LivePortrait keypoint template; it drives --engine "
@@ -155,7 +166,7 @@ class Animator:
                  options: AnimateOptions | None = None, fps: float = 30.0):
         self.options = options or AnimateOptions()
         image, name = load_source_image(source, self.options.max_size)
-        self.source: SourceFaces = find_source_faces(image, name, self.options.max_faces)
+        self.source: SourceFaces = source_faces(image, name, self.options)
         self.engine: Engine = create_engine(self.options.engine, self.options.transfer(),
                                             **self.options.engine_options)
         self.state = self.engine.prepare(self.source)
@@ -179,7 +190,9 @@ class Animator:
         """
         merged = self.options.controls.merged(controls or Controls()).validated()
         frame = DrivingFrame(index=self.index, controls=merged)
-        if driving is not None:
+        if driving is not None and not self.source.landmarks:       # an engine that reads pixels only
+            frame = DrivingFrame(index=self.index, controls=merged, image=driving)
+        elif driving is not None:
             face = self.tracker(driving)
             if face is not None:
                 if self.reference is None:

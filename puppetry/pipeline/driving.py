@@ -63,7 +63,7 @@ class DrivingStream:
 def open_driving(spec: str | os.PathLike, controls: Controls = Controls(), fps: float | None = None,
                  duration: float | None = None, smoothing: OneEuroConfig | None = OneEuroConfig(),
                  keep_pixels: bool = True, source_pose: FacePose | None = None,
-                 max_frames: int | None = None) -> DrivingStream:
+                 max_frames: int | None = None, track: bool = True) -> DrivingStream:
     """Open a driving signal.
 
     Args:
@@ -75,6 +75,8 @@ def open_driving(spec: str | os.PathLike, controls: Controls = Controls(), fps: 
         keep_pixels: pass the driving pixels on (used by the inner-mouth fill).
         source_pose: for a still driving image, the face its expression is measured against.
         max_frames: stop after this many frames (None: all).
+        track: find the driving face (landmarks, pose); False passes the pixels of every frame of a video
+            or image on and looks for no face (engines that animate any object).
     """
     controls = controls.validated()
     if fps is not None and not (np.isfinite(fps) and 0 < fps <= 1000):
@@ -99,6 +101,9 @@ def open_driving(spec: str | os.PathLike, controls: Controls = Controls(), fps: 
         n = len(seq) if max_frames is None else min(len(seq), max_frames)
         return DrivingStream("template", _counted(_template_frames(seq, controls, n), stats), seq.fps, n,
                              None, stats, text)
+    if is_image_path(text) and not track:
+        frame = DrivingFrame(index=0, controls=controls, image=read_image(text))
+        return DrivingStream("image", _counted(iter([frame]), stats), fps, 1, None, stats, text)
     if is_image_path(text):
         image = read_image(text)
         with FaceMeshDetector("image", DetectorConfig(max_faces=1)) as det:
@@ -114,7 +119,10 @@ def open_driving(spec: str | os.PathLike, controls: Controls = Controls(), fps: 
         reader = VideoReader(text, max_frames=max_frames)
         audio = text if info.has_audio else None
         n = info.num_frames if max_frames is None or info.num_frames is None else min(info.num_frames, max_frames)
-        it = _video_frames(reader, controls, smoothing, keep_pixels, stats)
+        if track:
+            it = _video_frames(reader, controls, smoothing, keep_pixels, stats)
+        else:
+            it = _pixel_frames(reader, controls, stats)
         return DrivingStream("video", it, reader.fps, n, audio, stats, text)
     raise MediaError(f"cannot use '{text}' as driving: unsupported file type")
 
@@ -155,6 +163,14 @@ def _video_frames(reader: VideoReader, controls: Controls, smoothing: OneEuroCon
                                landmarks=face.landmarks, pose=face.pose, reference=reference, found=face.found)
     if stats.frames and reference is None:
         raise NoFaceError(f"no face found in any frame of driving video '{reader.info.path}'")
+
+
+def _pixel_frames(reader: VideoReader, controls: Controls, stats: DrivingStats) -> Iterator[DrivingFrame]:
+    """Every frame's pixels, no face looked for (``open_driving(..., track=False)``)."""
+    with reader:
+        for i, rgb in enumerate(reader):
+            stats.frames += 1
+            yield DrivingFrame(index=i, controls=controls, image=rgb)
 
 
 def extract_motion(spec: str | os.PathLike, smoothing: OneEuroConfig | None = OneEuroConfig()) -> MotionSequence:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 import logging
 import os
@@ -17,6 +16,7 @@ import numpy as np
 
 from puppetry.methods.ldnet.inference import LDNet
 from puppetry.methods.ldnet.landmarks import LandmarkCorpus
+from puppetry.training.curves import loss_curves_png, read_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -28,39 +28,6 @@ def reconstruction_error(net: LDNet, corpus: LandmarkCorpus, limit: int = 5000, 
         frames = frames[np.random.default_rng(seed).choice(len(frames), limit, replace=False)]
     out = net.generate(net.pose_code(frames), net.identity_code(frames))
     return float(np.linalg.norm(out - frames, axis=-1).mean())
-
-
-def read_metrics(run_dir: Path) -> list[dict]:
-    path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def loss_curves_png(rows: list[dict]) -> bytes:
-    """One panel per stage with every logged scalar against the step (log scale where positive)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    stages = sorted({r["stage"] for r in rows})
-    fig, axes = plt.subplots(1, max(len(stages), 1), figsize=(6 * max(len(stages), 1), 3.6), squeeze=False)
-    for ax, stage in zip(axes[0], stages):
-        stage_rows = [r for r in rows if r["stage"] == stage]
-        keys = [k for k in stage_rows[0] if k not in ("stage", "step", "global_step")]
-        steps = [r["step"] for r in stage_rows]
-        for key in keys:
-            values = np.array([r.get(key, np.nan) for r in stage_rows], dtype=float)
-            ax.plot(steps, np.abs(values) if key.startswith("log") else values, label=key)
-        ax.set_yscale("symlog", linthresh=1e-3)
-        ax.set_title(stage)
-        ax.set_xlabel("step")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    return buf.getvalue()
 
 
 def write_report(run_dir: Path, weights: Path, heldout: LandmarkCorpus | None, train: LandmarkCorpus) -> dict:

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from puppetry.data.dataset import open_dataset
+from puppetry.data.dataset import open_dataset, split_clips
 from puppetry.errors import PuppetryError
 from puppetry.training.config import to_dict
 from puppetry.training.distributed import unwrap, wrap_ddp
@@ -43,14 +43,6 @@ logger = logging.getLogger(__name__)
 
 STAGE = "wggan"
 SAMPLE_PAIRS = 4
-
-
-def split_clips(num_clips: int, holdout: int, seed: int) -> tuple[list[int], list[int]]:
-    """Training and held-out clip indices: the last ``holdout`` of a seeded shuffle are held out (at least
-    one clip always trains)."""
-    order = np.random.default_rng(seed).permutation(num_clips)
-    k = min(holdout, num_clips - 1)
-    return sorted(order[:num_clips - k].tolist()), sorted(order[num_clips - k:].tolist())
 
 
 def masked_l1_sum(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

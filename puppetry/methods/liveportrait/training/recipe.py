@@ -29,7 +29,7 @@ from puppetry.methods.liveportrait.training.networks import build_generator, loa
 from puppetry.training.freezing import evaluation
 from puppetry.methods.liveportrait.training.stage1 import DISCRIMINATORS, generate, region_sizes, stage1_step
 from puppetry.methods.liveportrait.training.stage2 import sample_columns, stage2_step
-from puppetry.methods.liveportrait.training.vgg import PerceptualLoss, load_vgg19
+from puppetry.nn.vgg import PerceptualLoss, load_vgg19
 from puppetry.training.distributed import wrap_ddp
 from puppetry.training.recipe import Recipe, Stage
 

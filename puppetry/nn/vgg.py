@@ -1,9 +1,10 @@
-"""VGG19 features and the multi-scale perceptual loss (FOMM / face vid2vid; paper 001's L_P,cascade).
+"""VGG19 features and the multi-scale perceptual loss (FOMM / face vid2vid; paper 001's L_P,cascade;
+paper 004's Eq. 9), shared by the methods that train with it.
 
 The network is VGG19's convolutional part up to relu5_1, with torchvision's module indices, so its
 weights load from a torchvision ``vgg19`` state dict (``features.0.weight`` ...; the classifier and
-deeper layers in the file are ignored). Weights come from a path only (``losses.vgg19_weights``);
-nothing is downloaded.
+deeper layers in the file are ignored). Weights come from a path only (each recipe's
+``losses.vgg19_weights``); nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from puppetry.errors import WeightsError
-from puppetry.methods.liveportrait.checkpoints import read_checkpoint
+from puppetry.nn.weights import read_state_dict
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def load_vgg19(path: str | Path) -> VGG19Features:
     path = Path(path).expanduser()
     if not path.is_file():
         raise WeightsError(f"losses.vgg19_weights: '{path}' does not exist (torchvision VGG19 weights are needed)")
-    state = read_checkpoint(path)
+    state = read_state_dict(path, "VGG19 weights")
     net = VGG19Features()
     own = net.state_dict()
     for name, ref in own.items():
