@@ -34,7 +34,7 @@ def _video(name: str) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", required=True)
-    parser.add_argument("--faces", nargs="*", default=["d0", "d3", "d10", "d11", "d12", "d19"])
+    parser.add_argument("--faces", nargs="*", default=["d0", "d3", "d10", "d11", "d12", "d19", "s29"])
     parser.add_argument("--bodies", nargs="*", default=["s13", "d13"])
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--json", default=None)

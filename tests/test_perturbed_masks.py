@@ -147,9 +147,12 @@ def test_whole_frame_datasets_and_fomm_folders(data, tmp_path):
     strip = np.concatenate([cv2.resize(f, (64, 64)) for f in frames[:4]], 1)
     cv2.imwrite(str(root / "train" / "c.png"), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR))
     (root / "test" / "d.mp4").symlink_to(data / "driving" / "d11.mp4")
+    broken = (data / "driving" / "d3.mp4").read_bytes()
+    (root / "train" / "e.mp4").write_bytes(broken[:2000])                    # a truncated download
     train = open_frame_clips(root, 64, "train")
-    assert [c.name for c in train.clips] == ["a.mp4", "c.png", "clip_b"]
-    assert [train.num_frames(i) for i in range(3)] == [78, 4, 5]
+    assert [c.name for c in train.clips] == ["a.mp4", "c.png", "clip_b", "e.mp4"]
+    assert [train.num_frames(i) for i in range(4)] == [78, 4, 5, 0]         # counted without decoding
+    assert not train._cache                                                 # nothing decoded yet
     assert train.frame(1, 2).shape == (64, 64, 3)
     assert [c.name for c in open_frame_clips(root, 64, "test").clips] == ["d.mp4"]
 

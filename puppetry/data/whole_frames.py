@@ -157,11 +157,20 @@ class FrameClips:
         return len(self.clips)
 
     def num_frames(self, clip: int) -> int:
-        """Frames of clip ``clip`` (decodes a folder clip the first time)."""
+        """Frames of clip ``clip``: from the dataset's sidecar, a video's header, a folder's file count or a
+        strip's width, without decoding (decoded once when the header has no count); 0 for a clip that
+        cannot be read (logged once)."""
         if self._dataset is not None:
             return self._dataset.clip(self.clips[clip].name).num_frames
         if clip not in self._counts:
-            self._frames(clip)
+            try:
+                count = _count_frames(self.clips[clip].path)
+                self._counts[clip] = len(self._frames(clip)) if count is None else count
+            except MediaError as exc:
+                logger.warning("skipping clip %s: %s", self.clips[clip].name, exc)
+                self._counts[clip] = 0
+            if self.max_frames is not None:
+                self._counts[clip] = min(self._counts[clip], self.max_frames)
         return self._counts[clip]
 
     def frame(self, clip: int, t: int) -> np.ndarray:
@@ -172,7 +181,8 @@ class FrameClips:
                 rgb = cv2.resize(rgb, (self.size, self.size),
                                  interpolation=cv2.INTER_AREA if rgb.shape[0] > self.size else cv2.INTER_CUBIC)
             return rgb
-        return self._frames(clip)[t]
+        frames = self._frames(clip)
+        return frames[min(t, len(frames) - 1)]            # a header may promise a frame or two more than decode
 
     def _frames(self, clip: int) -> np.ndarray:
         if clip in self._cache:
@@ -180,11 +190,28 @@ class FrameClips:
             return self._cache[clip]
         frames = np.stack([square_frame(f, self.size, self.square) for f in _read_clip(self.clips[clip].path,
                                                                                          self.max_frames)])
-        self._counts[clip] = len(frames)
+        if self._counts.setdefault(clip, len(frames)) > len(frames):   # the header promised more than decoded
+            self._counts[clip] = len(frames)
         self._cache[clip] = frames
         while sum(len(v) for v in self._cache.values()) > self.cache_frames and len(self._cache) > 1:
             self._cache.popitem(last=False)
         return frames
+
+
+def _count_frames(path: str) -> int | None:
+    """Frames of a clip without decoding them all (None: the video's header does not say)."""
+    from PIL import Image
+
+    p = Path(path)
+    if p.is_file() and p.suffix.lower() in _STRIP_SUFFIXES:
+        try:
+            with Image.open(p) as im:
+                w, h = im.size
+        except OSError as exc:
+            raise MediaError(f"cannot read image '{p}': {exc}") from None
+        return max(w // max(h, 1), 1)
+    with VideoReader(p) as reader:
+        return reader.info.num_frames
 
 
 def _read_clip(path: str, max_frames: int | None) -> list[np.ndarray]:
