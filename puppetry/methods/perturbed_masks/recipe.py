@@ -123,7 +123,7 @@ class PerturbedMasksRecipe(Recipe):
         return {k: torch.optim.Adam(v, lr=o.lr, betas=tuple(o.betas)) for k, v in groups.items()}
 
     def learning_rate(self, step: int) -> float:
-        """Adam's rate at ``step``: ``lr`` divided by ``1 / decay`` at each decay epoch passed."""
+        """Adam's rate at ``step``: ``lr`` times ``decay`` for each of ``decay_epochs`` already reached."""
         o = self.config.optim
         epoch = step // o.steps_per_epoch
         return o.lr * o.decay ** sum(epoch >= e for e in o.decay_epochs)
