@@ -34,7 +34,7 @@ import numpy as np
 
 from puppetry.data import format as fmt
 from puppetry.data.tracking import ClipPlan, TrackingConfig, frame_signature, longest_track, plan_clips, scene_cuts
-from puppetry.data.whole_frames import SQUARE_MODES, prepare_whole_video
+from puppetry.data.whole_frames import SQUARE_MODES, crop_square, prepare_whole_video
 from puppetry.errors import MediaError, PuppetryError
 from puppetry.face.dlib68 import Dlib68, dlib_box_from_landmarks
 from puppetry.face.landmarks import DetectorConfig, FaceMeshDetector
@@ -186,27 +186,6 @@ def select_shard(videos: Sequence[VideoSource], index: int, count: int) -> list[
     return list(videos[index::count])
 
 
-def crop_square(frame: np.ndarray, box: tuple[int, int, int, int], size: int) -> np.ndarray:
-    """Cut an integer square ``(x0, y0, x1, y1)`` (black outside the frame) and resize it to ``size``.
-
-    Args:
-        frame: ``H x W x 3`` uint8.
-    Returns:
-        ``size x size x 3`` uint8.
-    """
-    x0, y0, x1, y1 = box
-    h, w = frame.shape[:2]
-    if x0 >= 0 and y0 >= 0 and x1 <= w and y1 <= h:
-        region = frame[y0:y1, x0:x1]
-    else:
-        region = np.zeros((y1 - y0, x1 - x0) + frame.shape[2:], dtype=frame.dtype)
-        ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-        if ix1 > ix0 and iy1 > iy0:
-            region[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0] = frame[iy0:iy1, ix0:ix1]
-    interp = cv2.INTER_AREA if (x1 - x0) > size else cv2.INTER_CUBIC
-    return cv2.resize(region, (size, size), interpolation=interp)
-
-
 def to_crop(landmarks: np.ndarray, box: tuple[int, int, int, int], size: int) -> np.ndarray:
     """``... x 478 x 3`` source-pixel landmarks -> crop pixels (z scaled like x)."""
     scale = size / (box[2] - box[0])
@@ -316,8 +295,7 @@ class VideoPreparer:
             with fmt.ShardWriter(shards, source.key, video=source.path) as shard:
                 try:
                     done = prepare_whole_video(source.path, source.key, shard, self.options,
-                                               lambda cid: self._identity(source, cid),
-                                               self.options.max_frames, self.options.every)
+                                               lambda cid: self._identity(source, cid))
                 except ValueError as exc:
                     raise _Skip(str(exc)) from None
                 shard.extra.update(fps=done.pop("fps"), source_size=done.pop("source_size"),

@@ -49,17 +49,31 @@ def square_box(width: int, height: int, mode: str) -> tuple[int, int, int, int]:
     return x0, y0, x0 + side, y0 + side
 
 
+def crop_square(frame: np.ndarray, box: tuple[int, int, int, int], size: int) -> np.ndarray:
+    """Cut an integer square ``(x0, y0, x1, y1)`` (black outside the frame) and resize it to ``size``.
+
+    Args:
+        frame: ``H x W x 3`` uint8.
+    Returns:
+        ``size x size x 3`` uint8.
+    """
+    x0, y0, x1, y1 = box
+    h, w = frame.shape[:2]
+    if x0 >= 0 and y0 >= 0 and x1 <= w and y1 <= h:
+        region = frame[y0:y1, x0:x1]
+    else:
+        region = np.zeros((y1 - y0, x1 - x0) + frame.shape[2:], dtype=frame.dtype)
+        ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+        if ix1 > ix0 and iy1 > iy0:
+            region[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0] = frame[iy0:iy1, ix0:ix1]
+    interp = cv2.INTER_AREA if (x1 - x0) > size else cv2.INTER_CUBIC
+    return cv2.resize(region, (size, size), interpolation=interp)
+
+
 def square_frame(rgb: np.ndarray, size: int, mode: str = "pad") -> np.ndarray:
     """``H x W x 3`` uint8 -> ``size x size x 3``: padded with black or centre-cropped, then resized."""
     h, w = rgb.shape[:2]
-    x0, y0, x1, y1 = square_box(w, h, mode)
-    side = x1 - x0
-    canvas = np.zeros((side, side, 3), np.uint8)
-    sx0, sy0 = max(x0, 0), max(y0, 0)
-    sx1, sy1 = min(x1, w), min(y1, h)
-    canvas[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = rgb[sy0:sy1, sx0:sx1]
-    interp = cv2.INTER_AREA if side > size else cv2.INTER_CUBIC
-    return cv2.resize(canvas, (size, size), interpolation=interp)
+    return crop_square(rgb, square_box(w, h, mode), size)
 
 
 def unsquare_frame(square: np.ndarray, width: int, height: int, mode: str = "pad") -> np.ndarray:
@@ -81,23 +95,23 @@ def _segments(cuts: np.ndarray, count: int, min_frames: int) -> list[tuple[int, 
     return [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b - a >= min_frames]
 
 
-def prepare_whole_video(path: str, key: str, shard, options, identity, max_frames: int | None,
-                        every: int) -> dict[str, Any]:
+def prepare_whole_video(path: str, key: str, shard, options, identity) -> dict[str, Any]:
     """Store one video's scenes as clips of whole squared frames (``puppetry prepare --whole-frames``).
 
     Args:
         path: the video (or frame folder); key: its shard key.
         shard: an open :class:`~puppetry.data.format.ShardWriter`.
         options: the :class:`~puppetry.data.prepare.PrepareOptions` (``size``, ``whole_frames``,
-            ``min_frames``).
+            ``min_frames``, ``max_frames``, ``every``).
         identity: clip id -> identity (``--identity``).
     Returns:
         ``{"clips", "frames", "analysed_frames", "fps", "source_size"}``.
     Raises:
         ValueError: no scene is at least ``min_frames`` long (the caller skips the video).
     """
+    every = options.every
     jpegs, signatures = [], []
-    with VideoReader(path, max_frames=max_frames) as reader:
+    with VideoReader(path, max_frames=options.max_frames) as reader:
         for i, frame in enumerate(reader):
             if i % every:
                 continue

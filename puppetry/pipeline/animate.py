@@ -170,7 +170,8 @@ class Animator:
         self.engine: Engine = create_engine(self.options.engine, self.options.transfer(),
                                             **self.options.engine_options)
         self.state = self.engine.prepare(self.source)
-        self.tracker = MotionTracker(fps, self.options.smoothing)
+        # an engine that reads pixels only needs no driving face
+        self.tracker = MotionTracker(fps, self.options.smoothing) if self.source.landmarks else None
         self.reference = None
         self.index = 0
 
@@ -190,7 +191,7 @@ class Animator:
         """
         merged = self.options.controls.merged(controls or Controls()).validated()
         frame = DrivingFrame(index=self.index, controls=merged)
-        if driving is not None and not self.source.landmarks:       # an engine that reads pixels only
+        if driving is not None and self.tracker is None:
             frame = DrivingFrame(index=self.index, controls=merged, image=driving)
         elif driving is not None:
             face = self.tracker(driving)
@@ -203,7 +204,8 @@ class Animator:
         return self.engine.render(self.state, frame)
 
     def close(self) -> None:
-        self.tracker.close()
+        if self.tracker is not None:
+            self.tracker.close()
 
     def __enter__(self) -> "Animator":
         return self

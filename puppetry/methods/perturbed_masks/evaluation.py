@@ -115,7 +115,7 @@ def evaluate_video(model, path: str | Path, kind: str, max_frames: int | None = 
     frames, _ = read_video(path, max_frames)
     outputs, truths = reconstruct(model, frames, square, device)
     l1 = float(np.mean([np.abs(o.astype(np.float32) - t).mean() / 255 for o, t in zip(outputs, truths)]))
-    first = square_frame(frames[0], int(model.config.size), square).astype(np.float32)
+    first = square_frame(frames[0], int(model.config.size), square).astype(np.float32)   # what the model saw
     static = float(np.mean([np.abs(first - t).mean() / 255 for t in truths]))
     akd, mkr, aed = (_face_scores if kind == "face" else _body_scores)(outputs, truths)
     logger.info("%s (%s): L1 %.4f (static %.4f), AKD %.3f, MKR %.3f, AED %.3f", path, kind, l1, static, akd, mkr, aed)
