@@ -27,7 +27,7 @@ from puppetry.evaluation import face_metrics as fm
 from puppetry.evaluation.fid import fid_from_features
 from puppetry.evaluation.inception import FIDInceptionV3, load_inception
 from puppetry.evaluation.lpips import LPIPS, load_lpips
-from puppetry.evaluation.pixel_metrics import l1_distance, psnr, ssim
+from puppetry.evaluation.pixel_metrics import l1_distance, mse, psnr, ssim
 from puppetry.face.identity import FaceIdentity, cosine_similarity, embedding_distance
 from puppetry.media import read_image, read_video
 
@@ -77,6 +77,7 @@ def test_pixel_metrics_known_values(clip):
     assert l1_distance(a, b) == pytest.approx(51 / 255)
     assert psnr(a, b) == pytest.approx(10 * math.log10(1 / 0.2 ** 2))
     assert psnr(a, a) == math.inf
+    assert mse(a, b) == pytest.approx(0.2 ** 2) and mse(a, a) == 0.0
     assert l1_distance(a, a) == 0.0
     assert ssim(a, a) == pytest.approx(1.0)
     assert 0.0 < ssim(clip[0], clip[-1]) < 0.99
@@ -209,6 +210,8 @@ def test_report_json(report):
     assert selfm["warp"]["akd"]["value"] < 0.5 * selfm["static"]["akd"]["value"]
     assert selfm["warp"]["l1"]["value"] < selfm["static"]["l1"]["value"]
     assert selfm["warp"]["psnr"]["value"] > selfm["static"]["psnr"]["value"]
+    assert 0 < selfm["warp"]["mse"]["value"] < selfm["static"]["mse"]["value"]        # MSE: PuppeteerGAN's table
+    assert selfm["warp"]["mse"]["value"] <= selfm["warp"]["l1"]["value"]               # squares of values in [0, 1]
     assert selfm["warp"]["akd"]["frames"] == FRAMES - 1
     assert selfm["static"]["csim"]["value"] == pytest.approx(1.0)        # the source frame itself
     assert 0.9 < selfm["warp"]["csim"]["value"] <= 1.0

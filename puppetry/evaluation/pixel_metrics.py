@@ -38,6 +38,16 @@ def l1_distance(generated: np.ndarray, truth: np.ndarray) -> float:
     return float(np.abs(_as_unit(generated) - _as_unit(truth)).mean())
 
 
+def mse(generated: np.ndarray, truth: np.ndarray) -> float:
+    """Mean squared difference over pixels and channels, values in [0, 1] (0: identical, lower is better).
+
+    Args:
+        generated, truth: ``H x W x 3`` uint8 RGB frames of one size.
+    """
+    _check_pair(generated, truth)
+    return float(((_as_unit(generated) - _as_unit(truth)) ** 2).mean())
+
+
 def psnr(generated: np.ndarray, truth: np.ndarray) -> float:
     """Peak signal-to-noise ratio in dB, ``10 log10(1 / MSE)`` on [0, 1] values (higher is better).
 
@@ -46,11 +56,10 @@ def psnr(generated: np.ndarray, truth: np.ndarray) -> float:
     Args:
         generated, truth: ``H x W x 3`` uint8 RGB frames of one size.
     """
-    _check_pair(generated, truth)
-    mse = float(((_as_unit(generated) - _as_unit(truth)) ** 2).mean())
-    if mse == 0.0:
+    error = mse(generated, truth)
+    if error == 0.0:
         return math.inf
-    return 10.0 * math.log10(1.0 / mse)
+    return 10.0 * math.log10(1.0 / error)
 
 
 def ssim(generated: np.ndarray, truth: np.ndarray) -> float:
@@ -67,4 +76,4 @@ def ssim(generated: np.ndarray, truth: np.ndarray) -> float:
                                        gaussian_weights=True, sigma=SSIM_SIGMA, use_sample_covariance=False))
 
 
-__all__ = ["l1_distance", "psnr", "ssim", "SSIM_SIGMA"]
+__all__ = ["l1_distance", "mse", "psnr", "ssim", "SSIM_SIGMA"]

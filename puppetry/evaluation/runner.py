@@ -33,7 +33,7 @@ from puppetry.methods.registry import DEFAULT_ENGINE, create_engine, engine_name
 from puppetry.errors import MediaError, PuppetryError
 from puppetry.evaluation import face_metrics as fm
 from puppetry.evaluation.fid import RELIABLE_SAMPLES, fid_from_features
-from puppetry.evaluation.pixel_metrics import l1_distance, psnr, ssim
+from puppetry.evaluation.pixel_metrics import l1_distance, mse, psnr, ssim
 from puppetry.face.identity import FaceIdentity, cosine_similarity, embedding_distance
 from puppetry.face.landmarks import DetectorConfig, FaceMeshDetector
 from puppetry.media.video import read_video
@@ -61,6 +61,7 @@ class MetricInfo:
 
 METRICS: dict[str, MetricInfo] = {
     "l1": MetricInfo("L1", "[0,1]", "lower", ("self",), None, "mean absolute pixel difference to the ground truth"),
+    "mse": MetricInfo("MSE", "[0,1]", "lower", ("self",), None, "mean squared pixel difference to the ground truth"),
     "psnr": MetricInfo("PSNR", "dB", "higher", ("self",), None, "10 log10(1/MSE) against the ground truth"),
     "ssim": MetricInfo("SSIM", "", "higher", ("self",), None, "Gaussian-window SSIM, RGB mean"),
     "lpips": MetricInfo("LPIPS", "", "lower", ("self",), "lpips", "AlexNet LPIPS v0.1 to the ground truth"),
@@ -81,7 +82,7 @@ METRICS: dict[str, MetricInfo] = {
     "eye_corr": MetricInfo("Eye corr", "", "higher", SETTINGS, None,
                            "per pair, Pearson correlation of the eye-open ratio with the driving's"),
 }
-FRAME_METRICS = ("l1", "psnr", "ssim", "lpips", "akd", "apd", "gaze", "csim", "aed")
+FRAME_METRICS = ("l1", "mse", "psnr", "ssim", "lpips", "akd", "apd", "gaze", "csim", "aed")
 PAIR_METRICS = ("lip_corr", "eye_corr")          # one value per pair; the summary averages the pairs
 
 
@@ -258,6 +259,7 @@ def _frame_metrics(generated: list[np.ndarray], ref: _Reference, models: _Models
         generated = [g if g.shape[:2] == (h, w) else cv2.resize(g, (w, h), interpolation=cv2.INTER_AREA)
                      for g in generated]
         series["l1"] = np.array([l1_distance(g, t) for g, t in zip(generated, ref.frames)])
+        series["mse"] = np.array([mse(g, t) for g, t in zip(generated, ref.frames)])
         series["psnr"] = np.array([psnr(g, t) for g, t in zip(generated, ref.frames)])
         series["ssim"] = np.array([ssim(g, t) for g, t in zip(generated, ref.frames)])
         if models.lpips is not None:

@@ -27,6 +27,7 @@ METHOD_PACKAGES: tuple[str, ...] = (
     "liveportrait",
     "wggan",
     "perturbed_masks",
+    "puppeteergan",
 )
 
 DEFAULT_ENGINE = "warp"

@@ -109,8 +109,8 @@ def animate(source: str | os.PathLike | np.ndarray = "astronaut", driving: str |
     if isinstance(source, (str, os.PathLike)) and is_video_path(source):
         return animate_video_source(os.fspath(source), driving, out_path, options)
     image, name = load_source_image(source, options.max_size)
+    engine = create_engine(options.engine, options.transfer(), **options.engine_options)   # weights errors first
     faces = source_faces(image, name, options)
-    engine = create_engine(options.engine, options.transfer(), **options.engine_options)
     t = time.perf_counter()
     state = engine.prepare(faces)
     prepare_s = time.perf_counter() - t
@@ -166,9 +166,9 @@ class Animator:
                  options: AnimateOptions | None = None, fps: float = 30.0):
         self.options = options or AnimateOptions()
         image, name = load_source_image(source, self.options.max_size)
-        self.source: SourceFaces = source_faces(image, name, self.options)
         self.engine: Engine = create_engine(self.options.engine, self.options.transfer(),
                                             **self.options.engine_options)
+        self.source: SourceFaces = source_faces(image, name, self.options)
         self.state = self.engine.prepare(self.source)
         # an engine that reads pixels only needs no driving face
         self.tracker = MotionTracker(fps, self.options.smoothing) if self.source.landmarks else None
