@@ -261,3 +261,15 @@ def test_the_web_app_renders_with_the_weights_folder(trained_run, data, tmp_path
                      AppConfig(output_dir=str(tmp_path), max_frames=2))
     frames, _ = read_video(out)
     assert len(frames) == 2 and frames[0].shape[:2] == read_image(data / "portraits" / "s9.jpg").shape[:2]
+
+
+def test_evaluate_reports_the_papers_table_1_metrics_beside_the_warp(trained_run, data, tmp_path):
+    out = tmp_path / "evaluation"
+    assert main(["-q", "evaluate", "--self", str(data / "driving" / "d0.mp4"), "--engine", "puppeteergan",
+                 "--engine", "warp", "--pg-weights", str(trained_run / "puppeteergan.pt"), "--max-frames", "4",
+                 "-o", str(out)]) == 0
+    results = json.loads((out / "metrics.json").read_text())["results"]["self"]
+    ours, warp = results["puppeteergan"]["mean"], results["warp"]["mean"]
+    for metric in ("ssim", "psnr", "csim", "mse"):                   # FID needs --inception-weights
+        assert np.isfinite(ours[metric]["value"]) and ours[metric]["frames"] == 3
+    assert ours["mse"]["value"] > warp["mse"]["value"] > 0           # a 64-pixel model from 60 steps is no match

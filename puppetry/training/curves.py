@@ -41,3 +41,16 @@ def loss_curves_png(rows: list[dict]) -> bytes:
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
     return buf.getvalue()
+
+
+def write_run_images(run_dir: Path, samples: dict[str, np.ndarray]) -> None:
+    """``RUN/samples_NAME.png`` for each ``H x W x 3`` uint8 RGB strip, and ``RUN/loss_curves.png`` when the
+    run logged anything: what a recipe's export leaves beside its weights."""
+    import cv2
+
+    run_dir = Path(run_dir)
+    for name, strip in samples.items():
+        cv2.imwrite(str(run_dir / f"samples_{name}.png"), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR))
+    rows = read_metrics(run_dir)
+    if rows:
+        (run_dir / "loss_curves.png").write_bytes(loss_curves_png(rows))

@@ -14,17 +14,7 @@ import torch
 from torch import nn
 
 from puppetry.methods.ldnet.config import LDNetModel
-
-
-def mlp(in_features: int, out_features: int, hidden: int, layers: int) -> nn.Sequential:
-    """``layers`` hidden layers of ``hidden`` features with LeakyReLU(0.2), then a linear output."""
-    blocks: list[nn.Module] = []
-    width = in_features
-    for _ in range(layers):
-        blocks += [nn.Linear(width, hidden), nn.LeakyReLU(0.2)]
-        width = hidden
-    blocks.append(nn.Linear(width, out_features))
-    return nn.Sequential(*blocks)
+from puppetry.nn.mlp import mlp
 
 
 class LandmarkMLP(nn.Module):

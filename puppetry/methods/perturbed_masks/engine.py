@@ -21,6 +21,7 @@ import torch
 
 from puppetry.data.whole_frames import SQUARE_MODES, square_box, square_frame, unsquare_frame
 from puppetry.engines.base import DrivingFrame, Engine, SourceFaces
+from puppetry.engines.device import engine_device
 from puppetry.errors import WeightsError
 from puppetry.methods.perturbed_masks import WEIGHTS_ENV
 from puppetry.motion.transfer import TransferOptions
@@ -97,12 +98,6 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
     return net.to(device).eval()
 
 
-def _device(name: str) -> torch.device:
-    from puppetry.methods.liveportrait.models import RuntimeOptions
-
-    return RuntimeOptions(device=name).resolved_device()
-
-
 @dataclass
 class PerturbedMasksState:
     """A prepared source: its image, its square tensor, and ``(D(s), m_s)`` (Eq. 1)."""
@@ -121,7 +116,7 @@ class PerturbedMasksEngine(Engine):
                  config: PerturbedMasksEngineConfig = PerturbedMasksEngineConfig(), model=None):
         super().__init__(transfer)
         self.config = config
-        self.device = _device(config.device)
+        self.device = engine_device(config.device)
         self.model = model if model is not None else load_model(config.path(), self.device)
         self.size = int(self.model.config.size)
         self._times: dict[str, float] = defaultdict(float)

@@ -183,20 +183,14 @@ class PerturbedMasksRecipe(Recipe):
     def export(self, run_dir: Path) -> Path:
         """``RUN/perturbed_masks.pt``: format tag, model and perturbation settings, the four networks,
         and the sample strips and loss curves as PNGs beside it."""
-        import cv2
-
         from puppetry.training.checkpoint import save_checkpoint
-        from puppetry.training.curves import loss_curves_png, read_metrics
+        from puppetry.training.curves import write_run_images
 
         run_dir = Path(run_dir)
         path = run_dir / "perturbed_masks.pt"
         save_checkpoint(path, {"format": WEIGHTS_FORMAT, "version": 1, "model": to_dict(self.config.model),
                                "perturb": to_dict(self.config.perturb),
                                "net": unwrap(self.net).state_dict()})
-        for name, strip in self.samples(self.stages()[0]).items():
-            cv2.imwrite(str(run_dir / f"samples_{name}.png"), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR))
-        rows = read_metrics(run_dir)
-        if rows:
-            (run_dir / "loss_curves.png").write_bytes(loss_curves_png(rows))
+        write_run_images(run_dir, self.samples(self.stages()[0]))
         logger.info("wrote %s", path)
         return path

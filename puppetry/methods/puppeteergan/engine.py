@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from puppetry.data.tracking import TrackingConfig, crop_box, face_boxes
 from puppetry.engines.base import DrivingFrame, Engine, SourceFaces
+from puppetry.engines.device import engine_device
 from puppetry.errors import WeightsError
 from puppetry.face.crop import CropBox, crop_image, feather_mask, paste_back
 from puppetry.face.parsing import PersonSegmenter, face_parsing
@@ -75,15 +76,6 @@ class PuppeteerGanEngineConfig:
                                f"(written by 'puppetry train puppeteergan') or set ${WEIGHTS_ENV}; the default "
                                f"warp engine needs none")
         return Path(given).expanduser()
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise WeightsError(f"--device {name}: CUDA is not available on this machine (use cpu or auto)")
-    return dev
 
 
 @dataclass
@@ -150,7 +142,7 @@ class PuppeteerGanEngine(Engine):
                  config: PuppeteerGanEngineConfig = PuppeteerGanEngineConfig(), model: PuppeteerGanModel | None = None):
         super().__init__(transfer)
         self.config = config
-        self.device = _device(config.device)
+        self.device = engine_device(config.device)
         self.model = model or load_model(config.path(), self.device)
         self.size = int(config.size or self.model.color_model.size)
         step = 2 ** self.model.color_model.levels

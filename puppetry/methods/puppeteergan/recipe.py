@@ -213,10 +213,8 @@ class PuppeteerGanRecipe(Recipe):
     def export(self, run_dir: Path) -> Path:
         """``RUN/puppeteergan.pt`` (format tag, both model configs, the sketching network without ``D_I``,
         the coloring network) and the sample strips and loss curves as PNGs beside it."""
-        import cv2
-
         from puppetry.training.checkpoint import save_checkpoint
-        from puppetry.training.curves import loss_curves_png, read_metrics
+        from puppetry.training.curves import write_run_images
 
         run_dir = Path(run_dir)
         path = run_dir / "puppeteergan.pt"
@@ -226,11 +224,7 @@ class PuppeteerGanRecipe(Recipe):
                                "color_model": to_dict(self.config.color_model),
                                "canonical": self.pairs.canonical.tolist(),
                                "sketch": sketch, "color": unwrap(self.nets["color"]).state_dict()})
-        for name, strip in self.samples(self.stages()[-1]).items():
-            cv2.imwrite(str(run_dir / f"samples_{name}.png"), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR))
-        rows = read_metrics(run_dir)
-        if rows:
-            (run_dir / "loss_curves.png").write_bytes(loss_curves_png(rows))
+        write_run_images(run_dir, self.samples(self.stages()[-1]))
         logger.info("wrote %s", path)
         return path
 

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from puppetry.methods.puppeteergan.config import NUM_LABELS, NUM_POINTS, SketchLosses, SketchModel
+from puppetry.nn.mlp import mlp
 
 NORM_GROUPS = 8          # at most this many groups in each GroupNorm (fewer when the channels do not divide)
 DISC_LAYERS = 2          # hidden layers of D_I's MLP
@@ -48,18 +49,6 @@ DISC_LAYERS = 2          # hidden layers of D_I's MLP
 def one_hot(labels: torch.Tensor, num_labels: int = NUM_LABELS) -> torch.Tensor:
     """Label maps ``B x S x S`` (integers in ``[0, K)``) -> float one-hot masks ``B x K x S x S``."""
     return F.one_hot(labels.long(), num_labels).permute(0, 3, 1, 2).float()
-
-
-def mlp(in_features: int, out_features: int, hidden: int, layers: int) -> nn.Sequential:
-    """``layers`` hidden linear layers of ``hidden`` features, each followed by LeakyReLU(0.2), then a linear
-    output layer: ``B x in_features -> B x out_features``."""
-    modules: list[nn.Module] = []
-    width = in_features
-    for _ in range(layers):
-        modules += [nn.Linear(width, hidden), nn.LeakyReLU(0.2)]
-        width = hidden
-    modules.append(nn.Linear(width, out_features))
-    return nn.Sequential(*modules)
 
 
 def seg_widths(cfg: SketchModel) -> list[int]:

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from puppetry.engines.base import DrivingFrame, Engine, SourceFaces
+from puppetry.engines.device import engine_device
 from puppetry.errors import WeightsError
 from puppetry.motion.transfer import TransferOptions
 from puppetry.methods.warp.engine import WarpConfig, WarpEngine, WarpState
@@ -80,15 +81,6 @@ class WgGanConfig:
         return found[0], found[1]
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise WeightsError(f"--device {name}: CUDA is not available on this machine (use cpu or auto)")
-    return dev
-
-
 @dataclass
 class WgGanState:
     """A prepared source: the warp's state, each face's rest landmarks and each face's mouth blender."""
@@ -110,7 +102,7 @@ class WgGanEngine(Engine):
         from puppetry.methods.wggan.refinement import load_refiner
 
         self.config = config
-        self.device = _device(config.device)
+        self.device = engine_device(config.device)
         if refiner is None or completer is None:
             wg_path, hrh_path = config.paths()
             refiner = refiner or load_refiner(wg_path, self.device)
