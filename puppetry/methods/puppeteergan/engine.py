@@ -12,7 +12,8 @@ Per driving frame and face (:meth:`PuppeteerGanEngine.render`, all faces in one 
    (Eq. 1); in absolute mode this is what removes the driver's face shape;
 3. the coloring network fills ``M~`` with the source's appearance: ``G_C(I_s, M_s, M~, L_s, L~)`` (Eq. 6-7),
    at ``size`` (256 or 512: the same weights run at both);
-4. the crop is pasted back into the full source with a feathered edge.
+4. the crop is pasted back into the full source where the source or the sketch has a part (not the
+   background), with a feathered edge, so the generated background never replaces the source's.
 
 Weights come from ``puppetry train puppeteergan`` (``RUN/puppeteergan.pt``); nothing is downloaded.
 """
@@ -193,6 +194,16 @@ class PuppeteerGanEngine(Engine):
         target = apply_controls(target, pose, frame.controls)
         return compose(target.expression, target.rotation, target.scale, target.center)
 
+    def _paste_mask(self, mask_s: torch.Tensor, sketched: torch.Tensor) -> torch.Tensor:
+        """Step 4's weights, ``F x size x size``: where the source or the sketch has a part (any label but
+        background), grown and softened by ``feather`` of the side, inside the crop's own feathered square.
+        Outside it the source's pixels stay, so the generated background never shows."""
+        person = ((mask_s[:, 0] < 0.5) | (sketched > 0)).float()[:, None]
+        r = max(int(round(self.size * self.config.feather / 2)), 1)
+        grown = F.max_pool2d(person, 2 * r + 1, stride=1, padding=r)
+        soft = F.avg_pool2d(grown, 2 * r + 1, stride=1, padding=r, count_include_pad=False)[:, 0]
+        return soft * torch.from_numpy(feather_mask(self.size, self.config.feather)).to(soft.device)
+
     def render(self, state: PuppeteerGanState, frame: DrivingFrame) -> np.ndarray:
         from puppetry.methods.puppeteergan.sketching import one_hot
 
@@ -207,11 +218,11 @@ class PuppeteerGanEngine(Engine):
             t2 = time.perf_counter()
             out = self.model.color(state.image_s, state.mask_s, one_hot(sketched), state.points_s, points)
             crops = (out.clamp(0, 1) * 255 + 0.5).byte().permute(0, 2, 3, 1).cpu().numpy()
+            keep = self._paste_mask(state.mask_s, sketched).cpu().numpy()
         t3 = time.perf_counter()
         image = state.image
-        keep = feather_mask(self.size, self.config.feather)
-        for crop, m in zip(crops, state.matrices):
-            image = paste_back(image, crop, m, keep)
+        for crop, m, k in zip(crops, state.matrices, keep):
+            image = paste_back(image, crop, m, k)
         self._times["motion"] += t1 - t0
         self._times["sketch"] += t2 - t1
         self._times["color"] += t3 - t2
