@@ -20,5 +20,5 @@ def engine_device(name: str) -> torch.device:
     except RuntimeError:
         raise WeightsError(f"--device {name}: unknown device; use cpu, cuda, cuda:N or auto") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise WeightsError(f"--device {name}: CUDA is not available on this machine (use cpu or auto)")
+        raise WeightsError(f"--device {name}: this torch build sees no CUDA GPU (use cpu or auto)")
     return device

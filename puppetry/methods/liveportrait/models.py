@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from puppetry.engines.device import engine_device
 from puppetry.errors import WeightsError
 from puppetry.methods.liveportrait.appearance_extractor import AppearanceFeatureExtractor
 from puppetry.methods.liveportrait.checkpoints import RELEASE_MODULES, find_checkpoint_dir, load_release
@@ -48,15 +49,7 @@ class RuntimeOptions:
     compile: bool = False
 
     def resolved_device(self) -> torch.device:
-        name = self.device
-        if name == "auto":
-            name = "cuda" if torch.cuda.is_available() else "cpu"
-        try:
-            device = torch.device(name)
-        except RuntimeError:
-            raise WeightsError(f"unknown device '{self.device}'; use cpu, cuda or cuda:N") from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise WeightsError(f"device '{self.device}' asked for, but this torch build sees no CUDA GPU")
+        device = engine_device(self.device)
         if self.precision not in PRECISIONS:
             raise WeightsError(f"unknown precision '{self.precision}'; use {', '.join(PRECISIONS)}")
         if self.precision != "fp32" and device.type != "cuda":
