@@ -207,7 +207,7 @@ def test_the_engine_animates_a_cat_and_keeps_its_size(trained_run, data, tmp_pat
     assert len(frames) == 2 and frames[0].shape == (700, 1050, 3)
     assert np.abs(frames[0].astype(int) - frames[1]).mean() > 0.5               # the driving frame matters
     assert np.abs(frames[0].astype(int) - read_image(monkey)).mean() > 1         # generated, not the source
-    from puppetry.engines.base import DrivingFrame, SourceFaces
+    from puppetry.engines.base import SourceFaces
     from puppetry.methods.registry import create_engine
 
     engine = create_engine("perturbed_masks", weights=str(weights))

@@ -22,6 +22,7 @@ import torch
 from puppetry.data.whole_frames import SQUARE_MODES, square_box, square_frame, unsquare_frame
 from puppetry.engines.base import DrivingFrame, Engine, SourceFaces
 from puppetry.engines.device import engine_device
+from puppetry.engines.weights import find_weights
 from puppetry.errors import WeightsError
 from puppetry.methods.perturbed_masks import WEIGHTS_ENV
 from puppetry.motion.transfer import TransferOptions
@@ -52,14 +53,8 @@ class PerturbedMasksEngineConfig:
 
     def path(self) -> Path:
         """Where the weights are (one-line WeightsError when no path is given anywhere)."""
-        name = "perturbed_masks.pt"
-        path = self.weights or (str(Path(self.weights_dir) / name) if self.weights_dir else None) \
-            or os.environ.get(WEIGHTS_ENV)
-        if not path:
-            raise WeightsError(f"--engine perturbed_masks needs trained weights: pass --pm-weights RUN/{name} "
-                               f"(written by '{TRAIN_HINT}') or set ${WEIGHTS_ENV}; the default warp engine "
-                               f"needs none")
-        return Path(path).expanduser()
+        return find_weights(self.weights, self.weights_dir, "perturbed_masks.pt", WEIGHTS_ENV, "perturbed_masks",
+                            "--pm-weights", TRAIN_HINT)
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):

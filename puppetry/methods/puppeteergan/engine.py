@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from puppetry.data.tracking import TrackingConfig, crop_box, face_boxes
 from puppetry.engines.base import DrivingFrame, Engine, SourceFaces
 from puppetry.engines.device import engine_device
+from puppetry.engines.weights import find_weights
 from puppetry.errors import WeightsError
 from puppetry.face.crop import CropBox, crop_image, feather_mask, paste_back
 from puppetry.face.parsing import PersonSegmenter, face_parsing
@@ -70,13 +71,8 @@ class PuppeteerGanEngineConfig:
     feather: float = 0.08
 
     def path(self) -> Path:
-        given = self.weights or (str(Path(self.weights_dir) / "puppeteergan.pt") if self.weights_dir else None) \
-            or os.environ.get(WEIGHTS_ENV)
-        if not given:
-            raise WeightsError(f"--engine puppeteergan needs trained weights: pass --pg-weights RUN/puppeteergan.pt "
-                               f"(written by 'puppetry train puppeteergan') or set ${WEIGHTS_ENV}; the default "
-                               f"warp engine needs none")
-        return Path(given).expanduser()
+        return find_weights(self.weights, self.weights_dir, "puppeteergan.pt", WEIGHTS_ENV, "puppeteergan",
+                            "--pg-weights", "puppetry train puppeteergan")
 
 
 @dataclass
@@ -149,6 +145,7 @@ class PuppeteerGanEngine(Engine):
         step = 2 ** self.model.color_model.levels
         if self.size % step:
             raise WeightsError(f"--pg-size {self.size}: the coloring network needs a multiple of {step}")
+        self._square = torch.from_numpy(feather_mask(self.size, config.feather)).to(self.device)   # step 4's edge
         self._times: dict[str, float] = defaultdict(float)
 
     def timings(self) -> dict[str, float]:
@@ -202,7 +199,7 @@ class PuppeteerGanEngine(Engine):
         r = max(int(round(self.size * self.config.feather / 2)), 1)
         grown = F.max_pool2d(person, 2 * r + 1, stride=1, padding=r)
         soft = F.avg_pool2d(grown, 2 * r + 1, stride=1, padding=r, count_include_pad=False)[:, 0]
-        return soft * torch.from_numpy(feather_mask(self.size, self.config.feather)).to(soft.device)
+        return soft * self._square
 
     def render(self, state: PuppeteerGanState, frame: DrivingFrame) -> np.ndarray:
         from puppetry.methods.puppeteergan.sketching import one_hot

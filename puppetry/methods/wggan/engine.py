@@ -18,7 +18,6 @@ get them.
 
 from __future__ import annotations
 
-import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ import torch
 
 from puppetry.engines.base import DrivingFrame, Engine, SourceFaces
 from puppetry.engines.device import engine_device
-from puppetry.errors import WeightsError
+from puppetry.engines.weights import find_weights
 from puppetry.motion.transfer import TransferOptions
 from puppetry.methods.warp.engine import WarpConfig, WarpEngine, WarpState
 from puppetry.methods.wggan import HRHGAN_ENV, WGGAN_ENV
@@ -69,16 +68,10 @@ class WgGanConfig:
 
     def paths(self) -> tuple[Path, Path]:
         """Where the two weight files are (one-line WeightsError when a path is not given anywhere)."""
-        found = []
-        for given, env, name, method in ((self.wggan_weights, WGGAN_ENV, "wggan.pt", "wggan"),
-                                         (self.hrhgan_weights, HRHGAN_ENV, "hrhgan.pt", "hrhgan")):
-            path = given or (str(Path(self.weights_dir) / name) if self.weights_dir else None) or os.environ.get(env)
-            if not path:
-                raise WeightsError(
-                    f"--engine wggan needs trained weights: pass --{method}-weights RUN/{name} (written by "
-                    f"'puppetry train {method}') or set ${env}; the default warp engine needs none")
-            found.append(Path(path).expanduser())
-        return found[0], found[1]
+        return tuple(find_weights(given, self.weights_dir, f"{method}.pt", env, "wggan", f"--{method}-weights",
+                                  f"puppetry train {method}")
+                     for given, env, method in ((self.wggan_weights, WGGAN_ENV, "wggan"),
+                                                (self.hrhgan_weights, HRHGAN_ENV, "hrhgan")))
 
 
 @dataclass
