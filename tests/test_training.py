@@ -82,6 +82,17 @@ def test_config_errors_name_the_problem(tmp_path):
     assert load_config(LDNetConfig, None, ["stage2.steps=7", "train.precision=bf16"]).stage2.steps == 7
 
 
+def test_a_section_given_in_part_keeps_the_recipes_own_defaults():
+    """``--set train.log_every=N`` once reset FD-GAN's batch of 4 (and PuppeteerGAN's 16) to TrainSettings' 32."""
+    from puppetry.methods.fdgan.config import FDGanConfig
+    from puppetry.methods.puppeteergan.config import PuppeteerGanConfig
+    from puppetry.training.config import load_config
+
+    assert load_config(FDGanConfig, None, ["train.log_every=5"]).train.batch_size == 4
+    cfg = load_config(PuppeteerGanConfig, None, ["train.log_every=5", "color_model.width=8"])
+    assert (cfg.train.batch_size, cfg.train.log_every, cfg.color_model.width, cfg.color_model.size) == (16, 5, 8, 256)
+
+
 # ------------------------------------------------------------------------------------------ LD-Net math
 def test_same_pose_pairs_reproduce_a_frame_of_the_same_identity(landmark_dataset):
     """Giving identity B its own expression change and rotation gives back B's frame (the pair builder)."""

@@ -1,4 +1,5 @@
-"""The ``puppetry`` command: ``animate``, ``template``, ``bench``, ``prepare``, ``train``, ``evaluate`` and ``serve``.
+"""The ``puppetry`` command: ``animate``, ``template``, ``bench``, ``prepare``, ``train``, ``evaluate``, ``serve``,
+and the commands methods add (``synthesize``).
 
 Errors a user can cause print one line (``puppetry: error: ...``) and exit with status 2; nothing is
 left half-written. ``--debug`` shows tracebacks.
@@ -19,6 +20,8 @@ from puppetry.cli import template as template_cmd
 from puppetry.cli import train as train_cmd
 from puppetry.errors import PuppetryError
 from puppetry.face.native_output import show_native_output
+from puppetry.methods.descriptor import load
+from puppetry.methods.registry import methods
 
 logger = logging.getLogger("puppetry")
 
@@ -37,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     train_cmd.add_parser(sub)
     evaluate_cmd.add_parser(sub)
     serve_cmd.add_parser(sub)
+    for method in methods():                      # commands of a method's own (puppetry synthesize)
+        for add in method.commands.values():
+            load(add)(sub)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""Motion-transfer metrics from MediaPipe Face Mesh landmarks: AKD, MKR, APD and gaze error.
+"""Motion-transfer metrics from MediaPipe Face Mesh landmarks: AKD, MKR, APD, PSIM, ED and gaze error.
 
 Every function works on stacks of landmarks, ``F x 478 x 3`` in pixels, with a frame's rows all NaN
 when no face was found there (see :func:`stack_landmarks`). Per-frame results are NaN where a frame
@@ -12,8 +12,20 @@ cannot be measured; averages are taken over the frames that can.
   in the generated frame.
 * **APD** (average pose distance): absolute difference of head yaw, pitch and roll in degrees
   (``puppetry.face.pose``), per axis and averaged over the three.
+* **PSIM** (pose similarity, paper 002): cosine similarity of the head-rotation vectors (pitch, yaw,
+  roll in radians, i.e. about the X, Y and Z axes) of the two frames (:func:`pose_similarity`). The
+  cosine ignores the vectors' lengths and is unstable when either head is near frontal (near-zero
+  angles, where a degree of noise turns the vector around); 002 defines it so and so does this; a
+  frame whose angles are all exactly zero has no direction and gives NaN.
+* **ED** (expression distance, paper 002): L2 distance between the frames' expression vectors
+  (:func:`expression_features`: eye and lip openness, mouth width, brow heights and smile, each a
+  ratio that does not change with head position, size or rotation).
 * **Gaze error**: angle in degrees between the eye-in-head gaze directions of the two frames, from a
   simple geometric model (:func:`gaze_vectors`); frames where the reference's eyes are closed are skipped.
+
+PSIM and ED follow 002's definitions, but 002 measures head pose and action-unit intensities with
+OpenFace, which is not available here: our landmark head pose and landmark expression measures stand
+in for them, so the values are not comparable with the paper's numbers, only between engines.
 """
 
 from __future__ import annotations
@@ -23,7 +35,7 @@ from typing import Sequence
 import numpy as np
 
 from puppetry.face import topology as T
-from puppetry.face.pose import eye_open_ratio, head_rotation, lip_open_ratio, rotation_to_euler
+from puppetry.face.pose import decompose, eye_open_ratio, head_rotation, lip_open_ratio, rotation_to_euler
 
 EYEBALL_RADIUS_PER_EYE_WIDTH = 0.4
 """Eyeball radius over the corner-to-corner eye width (about 12 mm over 30 mm in adults)."""
@@ -36,6 +48,18 @@ _EYE_CORNERS = np.array([[T.RIGHT_EYE_CORNERS[0], T.RIGHT_EYE_CORNERS[1]],
                          [T.LEFT_EYE_CORNERS[1], T.LEFT_EYE_CORNERS[0]]])
 _EYE_LIDS = np.array([[T.RIGHT_EYE_UPPER[2:5], T.RIGHT_EYE_LOWER[2:5]],
                       [T.LEFT_EYE_UPPER[2:5], T.LEFT_EYE_LOWER[2:5]]])      # 2 eyes x (upper, lower) x 3
+
+EXPRESSION_FEATURES = ("right_eye_open", "left_eye_open", "lip_open", "mouth_width", "right_brow_height",
+                       "left_brow_height", "smile")
+"""Names of the columns of :func:`expression_features`, in order."""
+
+# Brow middles: the middle point of each brow's upper (outer->inner) and lower (inner->outer) contour
+# (right: 105 and 52, left: 334 and 282), averaged.
+_BROW_MIDDLES = np.array([[T.RIGHT_BROW[2], T.RIGHT_BROW[7]], [T.LEFT_BROW[2], T.LEFT_BROW[7]]])
+# Eye centres: the midpoint of each eye's two corners (right: 33, 133; left: 263, 362).
+_EYE_CENTER_CORNERS = np.array([T.RIGHT_EYE_CORNERS, T.LEFT_EYE_CORNERS])
+# Middle of the mouth opening: the middle points of the inner upper and lower lips (13 and 14).
+_MOUTH_MIDDLE = np.array([T.LIP_UPPER_INNER[4], T.LIP_LOWER_INNER[4]])
 
 
 def stack_landmarks(faces: Sequence[np.ndarray | None]) -> np.ndarray:
@@ -102,6 +126,74 @@ def pose_error(generated: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return np.abs(head_angles(generated) - head_angles(reference))
 
 
+def pose_similarity(generated: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Per-frame PSIM (002): cosine similarity of the head-rotation vectors of two landmark stacks.
+
+    Each frame's vector is (pitch, yaw, roll) in radians, from :func:`head_angles`. As in 002 the cosine
+    only compares directions: near-frontal heads (angles of a few degrees) give an unstable value, and
+    a vector that is exactly zero has no direction, so its frames are NaN rather than a division warning.
+
+    Args:
+        generated, reference: ``F x 478 x 3`` landmarks (NaN rows where no face).
+    Returns:
+        ``F`` similarities in [-1, 1] (higher is better); NaN where either face is missing or has all
+        angles zero.
+    """
+    g = np.deg2rad(head_angles(generated)[:, [1, 0, 2]])
+    r = np.deg2rad(head_angles(reference)[:, [1, 0, 2]])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        norms = np.linalg.norm(g, axis=-1) * np.linalg.norm(r, axis=-1)
+        cos = (g * r).sum(-1) / norms
+        cos[norms == 0] = np.nan
+        return np.clip(cos, -1.0, 1.0)
+
+
+def expression_features(landmarks: np.ndarray) -> np.ndarray:
+    """Landmark expression measures, our stand-in for OpenFace's action-unit intensities (ED, 002).
+
+    The columns (:data:`EXPRESSION_FEATURES`), each a ratio of lengths, so independent of the head's
+    position, size and rotation; heights are taken along the face's own down axis, in the pose-free
+    frame of :func:`puppetry.face.pose.decompose`, and divided by the inter-ocular distance (IOD,
+    between the eye centres, each the midpoint of the eye's corners 33/133 and 263/362):
+
+    0, 1. right and left eye-open ratio (:func:`~puppetry.face.pose.eye_open_ratio`, ~0.3 open, ~0 closed);
+    2. lip-open ratio (:func:`~puppetry.face.pose.lip_open_ratio`, 0 closed to ~0.5 wide open);
+    3. mouth width (corners 61-291) over IOD (~0.8);
+    4, 5. right and left brow height: brow middle (mean of 105 and 52; 334 and 282) above the eye
+       centre, over IOD (~0.3);
+    6. smile: how far the mouth corners (61, 291) lie above the middle of the mouth opening (mean of
+       13 and 14), over IOD (around 0; positive when the corners are raised).
+
+    Args:
+        landmarks: ``F x 478 x 3`` landmarks (NaN rows where no face).
+    Returns:
+        ``F x 7`` features, NaN rows where no face.
+    """
+    points = np.asarray(landmarks, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        face = decompose(points).expression                                  # F x 478 x 3 (right, down, back)
+        eyes = face[:, _EYE_CENTER_CORNERS].mean(-2)                         # F x 2 x 3
+        iod = np.linalg.norm(eyes[:, 1] - eyes[:, 0], axis=-1)
+        brows = face[:, _BROW_MIDDLES].mean(-2)                              # F x 2 x 3
+        brow_height = (eyes[..., 1] - brows[..., 1]) / iod[:, None]
+        corners = face[:, T.MOUTH_CORNERS]                                   # F x 2 x 3
+        mouth_width = np.linalg.norm(corners[:, 1] - corners[:, 0], axis=-1) / iod
+        smile = (face[:, _MOUTH_MIDDLE, 1].mean(-1) - corners[..., 1].mean(-1)) / iod
+        return np.concatenate([eye_open_ratio(points), lip_open_ratio(points)[:, None], mouth_width[:, None],
+                               brow_height, smile[:, None]], axis=-1)
+
+
+def expression_distance(generated: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Per-frame ED (002): L2 distance between the :func:`expression_features` of two landmark stacks.
+
+    Args:
+        generated, reference: ``F x 478 x 3`` landmarks (NaN rows where no face).
+    Returns:
+        ``F`` distances (lower is better); NaN where either face is missing.
+    """
+    return np.linalg.norm(expression_features(generated) - expression_features(reference), axis=-1)
+
+
 def gaze_vectors(landmarks: np.ndarray) -> np.ndarray:
     """Eye-in-head gaze directions, ``F x 3`` unit vectors (x right along the eye, y down, z toward the
     camera is negative), NaN where no face.
@@ -144,7 +236,8 @@ def gaze_error(generated: np.ndarray, reference: np.ndarray, closed_eye_ratio: f
 
 
 __all__ = ["stack_landmarks", "found", "keypoint_distance", "missing_keypoint_rate", "head_angles",
-           "pose_error", "gaze_vectors", "gaze_error", "EYEBALL_RADIUS_PER_EYE_WIDTH", "CLOSED_EYE_RATIO"]
+           "pose_error", "pose_similarity", "expression_features", "expression_distance", "gaze_vectors",
+           "gaze_error", "EXPRESSION_FEATURES", "EYEBALL_RADIUS_PER_EYE_WIDTH", "CLOSED_EYE_RATIO"]
 
 
 def _pearson(a: np.ndarray, b: np.ndarray, min_frames: int = 3) -> float:

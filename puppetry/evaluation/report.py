@@ -23,7 +23,7 @@ from puppetry.evaluation.runner import METRICS, STATIC, Evaluation, SampleStrip
 
 logger = logging.getLogger(__name__)
 
-PLOTTED = ("l1", "psnr", "ssim", "lpips", "akd", "apd", "gaze", "csim", "aed")
+PLOTTED = ("l1", "psnr", "ssim", "lpips", "akd", "apd", "psim", "ed", "gaze", "csim", "aed")
 MAX_PLOTTED_PAIRS = 6
 LABEL_BAND = 26
 

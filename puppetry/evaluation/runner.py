@@ -73,6 +73,10 @@ METRICS: dict[str, MetricInfo] = {
     "aed": MetricInfo("AED", "", "lower", ("self",), "identity",
                       "L2 distance of dlib identity embeddings to the ground truth"),
     "apd": MetricInfo("APD", "deg", "lower", SETTINGS, None, "mean |yaw|,|pitch|,|roll| difference to the driving"),
+    "psim": MetricInfo("PSIM", "", "higher", SETTINGS, None,
+                       "002's pose similarity: cosine of (pitch, yaw, roll) in radians with the driving's"),
+    "ed": MetricInfo("ED", "", "lower", SETTINGS, None,
+                     "002's expression distance: L2 of landmark expression measures to the driving's"),
     "csim": MetricInfo("CSIM", "", "higher", SETTINGS, "identity",
                        "cosine similarity of dlib identity embeddings to the source"),
     "gaze": MetricInfo("Gaze MAE", "deg", "lower", SETTINGS, None,
@@ -82,7 +86,7 @@ METRICS: dict[str, MetricInfo] = {
     "eye_corr": MetricInfo("Eye corr", "", "higher", SETTINGS, None,
                            "per pair, Pearson correlation of the eye-open ratio with the driving's"),
 }
-FRAME_METRICS = ("l1", "mse", "psnr", "ssim", "lpips", "akd", "apd", "gaze", "csim", "aed")
+FRAME_METRICS = ("l1", "mse", "psnr", "ssim", "lpips", "akd", "apd", "psim", "ed", "gaze", "csim", "aed")
 PAIR_METRICS = ("lip_corr", "eye_corr")          # one value per pair; the summary averages the pairs
 
 
@@ -276,6 +280,8 @@ def _frame_metrics(generated: list[np.ndarray], ref: _Reference, models: _Models
     series["apd"] = pose.mean(-1)
     for i, axis in enumerate(("yaw", "pitch", "roll")):
         series[f"apd_{axis}"] = pose[:, i]
+    series["psim"] = fm.pose_similarity(lms, ref.landmarks)
+    series["ed"] = fm.expression_distance(lms, ref.landmarks)
     series["gaze"] = fm.gaze_error(lms, ref.landmarks)
     if embeddings is not None and ref.source_embedding is not None:
         series["csim"] = cosine_similarity(embeddings, ref.source_embedding)

@@ -108,6 +108,8 @@ class Method:
         app_weights_key: the config field a weights folder typed in the web app sets, or None.
         template_recorder: ``"module:function"`` that records a keypoint template with this engine
             (``puppetry template --engine NAME``), called as ``function(driving, engine, smoothing)``.
+        commands: commands of the method's own (``puppetry synthesize``): name -> ``"module:add_parser"``,
+            called with the CLI's subparsers; the module should import nothing heavy at the top.
     """
 
     name: str
@@ -124,6 +126,7 @@ class Method:
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     app_weights_key: str | None = None
     template_recorder: str | None = None
+    commands: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if (self.engine is None) != (self.config is None):

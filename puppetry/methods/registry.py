@@ -28,6 +28,7 @@ METHOD_PACKAGES: tuple[str, ...] = (
     "wggan",
     "perturbed_masks",
     "puppeteergan",
+    "fdgan",
 )
 
 DEFAULT_ENGINE = "warp"

@@ -144,7 +144,9 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
         overrides: ``section.key=value`` strings applied after the file (values parsed as YAML).
         base: a mapping applied before the file (e.g. a checkpoint's saved config).
     """
-    data: dict = dict(base or {})
+    # Start from the class's own defaults, so a section given in part keeps the rest of its defaults
+    # (``--set train.log_every=10`` must not reset a recipe's own ``train.batch_size``).
+    data: dict = _merge(to_dict(cls()), dict(base or {}))
     if path is not None:
         path = Path(path)
         if not path.is_file():

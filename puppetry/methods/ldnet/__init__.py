@@ -5,9 +5,19 @@ Trained with ``puppetry train ldnet``; it has no engine of its own: the warp eng
 declaration (see :mod:`puppetry.methods.descriptor`); it imports nothing heavy.
 """
 
-from puppetry.methods.descriptor import Method
+from puppetry.methods.descriptor import Method, Option
 
 WEIGHTS_ENV = "PUPPETRY_LDNET_WEIGHTS"
+
+RETARGET_OPTIONS = (
+    Option("--retarget", "retarget", choices=("ldnet",),
+           help="give the driving landmarks the source's identity first (ldnet: a trained LD-Net)"),
+    Option("--ldnet-weights", "ldnet_weights", weights=True, env=WEIGHTS_ENV,
+           commands=("animate", "evaluate"), requires={"retarget": "ldnet"},
+           help=f"LD-Net weights, RUN/ldnet.pt (default: ${WEIGHTS_ENV})"),
+)
+"""The options of an engine that can retarget driving landmarks with LD-Net (config keys ``retarget`` and
+``ldnet_weights``); the engines that read them declare these same objects, so a flag is defined once."""
 
 METHOD = Method(
     name="ldnet",

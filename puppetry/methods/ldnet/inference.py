@@ -112,3 +112,30 @@ class LandmarkRetargeter:
         out = self.net.generate(self.net.pose_code(normalized), identity)
         xy = denormalize(out, center, half)[0]
         return np.concatenate([xy, np.asarray(driving_points)[:, 2:3]], axis=1)
+
+
+class PoseRetargeting:
+    """Driving poses with each source face's identity, for engines that transfer motion from poses.
+
+    Relative transfer reads a driving frame's pose and the driving reference (first frame); both are
+    retargeted. The reference's is cached per face (it is the same object frame after frame).
+    """
+
+    def __init__(self, retargeter: LandmarkRetargeter, source_landmarks: list[np.ndarray]):
+        self.retargeter = retargeter
+        self.identities = [retargeter.identity(lm) for lm in source_landmarks]
+        self._reference: dict[int, tuple[object, object]] = {}
+
+    def pose(self, face: int, pose):
+        """``pose`` (a :class:`~puppetry.face.pose.FacePose`) with source face ``face``'s identity."""
+        from puppetry.face.pose import decompose
+
+        return decompose(self.retargeter.retarget(pose.compose(), self.identities[face]))
+
+    def reference(self, face: int, pose):
+        """:meth:`pose` of the driving reference, computed once per face and reference."""
+        cached = self._reference.get(face)
+        if cached is None or cached[0] is not pose:
+            cached = (pose, self.pose(face, pose))
+            self._reference[face] = cached
+        return cached[1]

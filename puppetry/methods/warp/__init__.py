@@ -5,8 +5,8 @@ This file is the method's declaration (see :mod:`puppetry.methods.descriptor`); 
 """
 
 from puppetry.engines.base import EngineNeeds
-from puppetry.methods.descriptor import Method, Option
-from puppetry.methods.ldnet import WEIGHTS_ENV as LDNET_WEIGHTS_ENV
+from puppetry.methods.descriptor import Method
+from puppetry.methods.ldnet import RETARGET_OPTIONS
 
 METHOD = Method(
     name="warp",
@@ -15,13 +15,7 @@ METHOD = Method(
     config="puppetry.methods.warp.engine:WarpConfig",
     not_trainable="the warp engine is training-free; it has no weights to train",
     needs=EngineNeeds(source_landmarks=True, driving_pixels=False),
-    options=(
-        Option("--retarget", "retarget", choices=("ldnet",),
-               help="give the driving landmarks the source's identity first (ldnet: a trained LD-Net)"),
-        Option("--ldnet-weights", "ldnet_weights", weights=True, env=LDNET_WEIGHTS_ENV,
-               commands=("animate", "evaluate"), requires={"retarget": "ldnet"},
-               help=f"LD-Net weights, RUN/ldnet.pt (default: ${LDNET_WEIGHTS_ENV})"),
-    ),
+    options=RETARGET_OPTIONS,
     # LD-Net identity retargeting (paper 002, Sec. 3.1) compared with the plain warp by puppetry evaluate.
     variants={"warp+ldnet": {"retarget": "ldnet"}},
 )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.path import Path as PolygonPath
@@ -27,6 +28,9 @@ from puppetry.methods.warp.rig import FEATURES, LANDMARK_IDS, FaceRig, RigConfig
 from puppetry.motion.body import BodyConfig, BodyMotion
 from puppetry.motion.controls import apply_controls
 from puppetry.motion.transfer import TransferOptions, transfer_motion
+
+if TYPE_CHECKING:
+    from puppetry.methods.ldnet.inference import PoseRetargeting
 
 _FIXED_PER_SIDE = 4          # fixed points on each side of the moving region
 
@@ -88,8 +92,7 @@ class WarpState:
     unfold_candidates: np.ndarray  # per triangle: a face triangle watched for contour folds
     face_starts: list[int]        # where each face's points start among the mesh vertices
     gauge: StretchGauge           # how squeezed each triangle is, against the rest pose
-    identities: list[np.ndarray] = field(default_factory=list)   # LD-Net identity code per face
-    retargeted: dict = field(default_factory=dict)                # (face, id of a driving pose) -> pose
+    retargeting: "PoseRetargeting | None" = None               # LD-Net with each face's identity
     body_weight: np.ndarray | None = None   # per mesh vertex: source pixels moved per face width of body motion
     body: BodyMotion | None = None          # the driving body, tracked against body_reference
     body_reference: int | None = None       # id() of the driving reference pose the body is tracked from
@@ -211,26 +214,17 @@ class WarpEngine(Engine):
         rest = signed_areas(mesh.source, tri)
         solid = np.abs(rest) > 1e-4 * np.abs(rest).max(initial=1.0)
         mouths = [MouthFiller(image, lm, cfg.mouth) for lm in source.landmarks]
-        identities = [self.retargeter.identity(lm) for lm in source.landmarks] if self.retargeter else []
+        retargeting = None
+        if self.retargeter is not None:
+            from puppetry.methods.ldnet.inference import PoseRetargeting
+            retargeting = PoseRetargeting(self.retargeter, source.landmarks)
         return WarpState(image=image, rigs=rigs, mouths=mouths, keep=keep, fixed=fixed, movable=movable,
                          mesh=mesh, flattenable=flattenable, neighbours=mesh_neighbours(tri, len(points)),
                          spread=spread_operator(points[:, :2], groups, cfg.rig.flatten_fade * widths, flattenable),
                          face_starts=face_starts, gauge=StretchGauge(mesh.source, tri),
                          unfold_candidates=(solid & head[tri].all(1) & flattenable[tri].any(1)
                                             & ~feature[tri].any(1)),
-                         identities=identities)
-
-    def _retarget(self, state: WarpState, face: int, pose: FacePose, cache: bool) -> FacePose:
-        """The driving pose with source face ``face``'s identity (LD-Net); the reference pose is cached."""
-        key = (face, id(pose))
-        if cache and key in state.retargeted and state.retargeted[key][0] is pose:
-            return state.retargeted[key][1]
-        points = self.retargeter.retarget(pose.compose(), state.identities[face])
-        out = decompose(points)
-        if cache:
-            state.retargeted = {k: v for k, v in state.retargeted.items() if k[0] != face}
-            state.retargeted[key] = (pose, out)
-        return out
+                         retargeting=retargeting)
 
     def target_face(self, rig: FaceRig, frame: DrivingFrame, state: WarpState | None = None,
                     face: int = 0) -> FacePose:
@@ -239,9 +233,9 @@ class WarpEngine(Engine):
         if frame.pose is not None:
             driving = frame.pose
             reference = frame.reference if frame.reference is not None else frame.pose
-            if self.retargeter is not None and state is not None:
-                driving = self._retarget(state, face, frame.pose, cache=False)
-                reference = self._retarget(state, face, reference, cache=True)
+            if state is not None and state.retargeting is not None:
+                driving = state.retargeting.pose(face, frame.pose)
+                reference = state.retargeting.reference(face, reference)
             target = transfer_motion(rig.pose, driving, reference, self.transfer)
         target = apply_controls(target, rig.pose, frame.controls)
         if self.config.gaze:
