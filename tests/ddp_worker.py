@@ -5,6 +5,7 @@ after ``backward`` are compared with the mean of every process's local (un-avera
 
 ``train OUT DATA STOP RESUME SET...``: ``puppetry.training.Trainer`` on LD-Net; each process saves its
 final module weights to ``OUT/rankR.pt`` so the test can check that the processes stayed identical.
+``train_recipe NAME OUT DATA STOP RESUME SET...``: the same with recipe ``NAME`` (``fdgan``).
 """
 
 from __future__ import annotations
@@ -47,12 +48,12 @@ def grads(out: str) -> None:
     shutdown_distributed()
 
 
-def train(out: str, data: str, stop: str, resume: str, *overrides: str) -> None:
+def train(out: str, data: str, stop: str, resume: str, *overrides: str, recipe: str = "ldnet") -> None:
     from puppetry.methods.registry import get_recipe
     from puppetry.training.distributed import shutdown_distributed
     from puppetry.training.trainer import Trainer
 
-    trainer = Trainer(get_recipe("ldnet"), data, out, None, list(overrides), resume == "1",
+    trainer = Trainer(get_recipe(recipe), data, out, None, list(overrides), resume == "1",
                       None if stop == "-" else int(stop))
     trainer.fit()
     torch.save({k: v.state_dict() for k, v in trainer.recipe.nets.items()}, f"{out}/rank{trainer.ctx.rank}.pt")
@@ -60,5 +61,9 @@ def train(out: str, data: str, stop: str, resume: str, *overrides: str) -> None:
     shutdown_distributed()
 
 
+def train_recipe(recipe: str, *args: str) -> None:
+    train(*args, recipe=recipe)
+
+
 if __name__ == "__main__":
-    {"grads": grads, "train": train}[sys.argv[1]](*sys.argv[2:])
+    {"grads": grads, "train": train, "train_recipe": train_recipe}[sys.argv[1]](*sys.argv[2:])

@@ -170,6 +170,24 @@ def test_the_classifier_needs_two_identities(dataset, tmp_path):
     assert r.returncode == 2 and "at least two" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_ddp_keeps_both_processes_in_step(dataset, tmp_path):
+    """Two CPU processes (gloo): T, D and C hold the same weights after training on different pairs."""
+    import os
+
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           str(ROOT / "tests" / "ddp_worker.py"), "train_recipe", "fdgan", str(tmp_path / "run"), str(dataset), "-",
+           "0", "optim.steps=6", *TINY]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r0, r1 = (torch.load(tmp_path / "run" / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert set(r0) == {"T", "D", "C"}
+    for m in r0:
+        for k in r0[m]:
+            assert torch.equal(r0[m][k], r1[m][k]), (m, k)
+    assert (tmp_path / "run" / "fdgan.pt").is_file()
+
+
 # ---------------------------------------------------------------------------------------------- engine
 def test_the_engine_redraws_every_face_and_keeps_the_rest(trained_run, data, tmp_path):
     weights = trained_run / "fdgan.pt"

@@ -285,6 +285,27 @@ def test_audio_source_without_audio_writes_video_only(tmp_path, d3_frames):
         VideoWriter(tmp_path / "x.mp4", fps=25, audio_from=tmp_path / "missing.mp4")
 
 
+def test_a_damaged_audio_stream_is_dropped_with_a_warning(tmp_path, d3_frames, caplog):
+    """Issue 18's first find: a driving video whose audio header is damaged (its codec tag and MPEG-4 object
+    type zeroed, so FFmpeg names no codec) crashed the audio copy with AttributeError."""
+    raw = bytearray(data("driving/d3.mp4").read_bytes())
+    tag = raw.find(b"mp4a")
+    raw[tag:tag + 4] = b"zzzz"
+    oti = raw.find(b"\x40\x15", raw.find(b"esds", tag))           # objectTypeIndication 0x40 (AAC), audio
+    raw[oti] = 0
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(bytes(raw))
+    with av.open(str(damaged)) as container:
+        assert container.streams.audio[0].codec_context is None       # what the writer met
+    out = tmp_path / "out.mp4"
+    with caplog.at_level("WARNING", logger="puppetry"):
+        with VideoWriter(out, fps=30, audio_from=damaged) as writer:
+            for frame in d3_frames[:10]:
+                writer.write(frame)
+    assert "damaged" in caplog.text and not probe_video(out).has_audio
+    assert probe_video(out).num_frames == 10
+
+
 @pytest.mark.parametrize("fps, rate", [(29.97, Fraction(2997, 100)), (30000 / 1001, Fraction(30000, 1001))])
 def test_fractional_fps(tmp_path, d3_frames, fps, rate):
     out = tmp_path / "ntsc.mp4"

@@ -47,6 +47,10 @@ def _reason(exc: BaseException) -> str:
     return str(text).splitlines()[0]
 
 
+class UnusableAudio(Exception):
+    """An audio stream that cannot be copied or decoded: the output is written without it."""
+
+
 class _AudioTrack:
     """The first audio stream of a source file, muxed into an output and trimmed to the video's length.
 
@@ -59,6 +63,11 @@ class _AudioTrack:
         self.path = path
         self.input = container
         self.source = container.streams.audio[0]
+        context = self.source.codec_context
+        if context is None or not context.name:          # a damaged header names no codec FFmpeg knows
+            raise UnusableAudio("its codec cannot be identified")
+        if context.name not in _COPY_AUDIO_CODECS and not (context.sample_rate and context.channels):
+            raise UnusableAudio("it has no sample rate or channel count")
         anchor = container.streams.video[0] if container.streams.video else self.source
         self.offset = float(anchor.start_time * anchor.time_base) if anchor.start_time is not None else 0.0
         self.copy = self.source.codec_context.name in _COPY_AUDIO_CODECS
@@ -189,7 +198,12 @@ def _open_audio(path: Path) -> _AudioTrack | None:
         container.close()
         logger.info("'%s' has no audio; writing video only", path)
         return None
-    return _AudioTrack(path, container)
+    try:
+        return _AudioTrack(path, container)
+    except UnusableAudio as exc:
+        container.close()
+        logger.warning("the audio of '%s' is damaged (%s); writing video only", path, exc)
+        return None
 
 
 class _GifStream:
