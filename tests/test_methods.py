@@ -258,6 +258,19 @@ def test_commands_print_only_puppetry_lines_unless_verbose(tmp_path):
     assert any("TensorFlow Lite" in line or "inference_feedback_manager" in line for line in native), verbose
 
 
+def test_evaluate_prints_only_puppetry_lines(tmp_path, data):
+    """A Face Mesh built and left idle while other work runs logged natively once its graph threads started
+    (evaluate builds its metric detector first): the graph is now started while silenced."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GLOG", "TF_CPP"))}
+    run = subprocess.run([sys.executable, "-m", "puppetry", "evaluate", "--cross-sources",
+                          str(data / "portraits" / "s1.jpg"), "--cross-driving", str(data / "driving" / "d0.mp4"),
+                          "--engine", "static", "--max-frames", "3", "--max-size", "256", "--no-identity", "-o",
+                          str(tmp_path / "ev")], capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr
+    lines = run.stderr.splitlines()
+    assert lines and all(line.startswith("puppetry: ") for line in lines), lines
+
+
 def test_face_mesh_stays_quiet_when_the_first_frames_have_no_face(data):
     """Its landmark model starts with the first face found, and logs then: that is silenced too."""
     code = ("import numpy as np; from puppetry.face.landmarks import FaceMeshDetector; "

@@ -63,6 +63,9 @@ class FaceMeshDetector:
                 min_detection_confidence=self.config.min_detection_confidence,
                 min_tracking_confidence=self.config.min_tracking_confidence,
             )
+            # The graph starts its calculators (and they log) on the first frame or, without one, whenever
+            # its threads get to it, after this block: start it now on a blank frame, while silenced.
+            self._mesh.process(np.zeros((32, 32, 3), np.uint8))
         self._quiet_frames = QUIET_FRAMES
 
     def detect(self, rgb: np.ndarray) -> list[np.ndarray]:
