@@ -272,3 +272,81 @@ def test_not_a_dataset(tmp_path):
     os.makedirs(tmp_path / "x")
     with pytest.raises(ValueError):
         list(iter_shards(tmp_path, 2, 2))
+
+
+# ------------------------------------------------------------------------------------------------ audio
+def _video_with_click(tmp_path: Path, click_frame: int, frames: int = 60, fps: int = 30) -> Path:
+    """d20's first ``frames`` frames (a face in each) with a silent AAC track holding one click at the start
+    of frame ``click_frame``."""
+    import av
+
+    from puppetry.media.video import read_video
+    from puppetry.media.writer import VideoWriter
+
+    rate = 48000
+    wav = tmp_path / "click.wav"
+    samples = np.zeros(int(rate * (frames / fps + 0.5)), np.int16)
+    at = click_frame * rate // fps
+    samples[at:at + 96] = 30000                                           # a 2 ms click
+    with av.open(str(wav), "w") as out:
+        stream = out.add_stream("pcm_s16le", rate=rate, layout="mono")
+        frame = av.AudioFrame.from_ndarray(samples[None], format="s16", layout="mono")
+        frame.sample_rate = rate
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    video = tmp_path / "click.mp4"
+    pictures, _ = read_video(D20, frames)
+    with VideoWriter(video, fps=fps, audio_from=wav) as writer:
+        for picture in pictures:
+            writer.write(picture)
+    return video
+
+
+def test_clips_keep_their_audio_aligned_to_their_frames(tmp_path):
+    """A click at the start of source frame 37 lands at frame 37's time in each clip's audio, to the sample
+    within AAC's coding (``--every 2``: a clip frame spans two source frames)."""
+    from puppetry.media.audio import read_audio
+
+    video = _video_with_click(tmp_path, 37)
+    whole = read_audio(video, 16000)
+    peak = int(np.argmax(np.abs(whole.samples)))
+    assert abs(peak / 16000 - 37 / 30) < 0.002, peak / 16000                # the track itself is in sync
+    out = tmp_path / "ds"
+    assert main(["-q", "prepare", str(video), str(D0), "-o", str(out), "--landmarks-only", "--every", "2",
+                 "--min-frames", "8"]) == 0
+    ds = open_dataset(out)
+    clips = {Path(c.video).name: c for c in ds.clips}
+    clip = clips["click.mp4"]
+    meta, audio = ds.meta(clip.id), ds.audio(clip.id)
+    assert meta["has_audio"] and audio.rate == meta["audio_rate"] == 16000
+    fps = clip.fps * meta["every"]
+    assert len(audio.samples) == round(clip.num_frames * meta["every"] / fps * 16000)
+    start = meta["frame_index_start"] / fps
+    peak = int(np.argmax(np.abs(audio.samples)))
+    assert abs(start + peak / 16000 - 37 / 30) < 0.002, (start, peak)
+    frame_index = ds.landmarks(clip.id)["frame_index"]
+    t = int(peak / 16000 * clip.fps)                                        # the clip frame it falls in
+    assert frame_index[t] <= 37 < frame_index[t] + meta["every"]
+    silent = clips["d0.mp4"]                                                # d0 has no soundtrack
+    assert not ds.meta(silent.id)["has_audio"] and ds.audio(silent.id) is None
+
+
+def test_a_damaged_soundtrack_leaves_the_clip_without_audio(tmp_path, caplog):
+    from puppetry.media.audio import read_audio
+
+    video = _video_with_click(tmp_path, 10, frames=30)
+    raw = bytearray(video.read_bytes())
+    tag = raw.find(b"mp4a")
+    raw[tag:tag + 4] = b"zzzz"
+    raw[raw.find(b"\x40\x15", raw.find(b"esds", tag))] = 0                 # no codec FFmpeg can name
+    video.write_bytes(bytes(raw))
+    with pytest.raises(MediaError, match="codec cannot be identified"):
+        read_audio(video)
+    out = tmp_path / "ds"
+    with caplog.at_level("WARNING", logger="puppetry"):
+        assert main(["-q", "prepare", str(video), "-o", str(out), "--landmarks-only", "--min-frames", "8"]) == 0
+    ds = open_dataset(out)
+    assert ds.clips and all(ds.audio(c.id) is None for c in ds.clips)
+    assert "without audio" in caplog.text

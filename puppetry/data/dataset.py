@@ -21,13 +21,16 @@ import os
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
 from puppetry.data.format import (SHARDS_DIR, TMP_MARK, decode_jpeg, decode_npz, decode_png, next_header,
                                   read_dataset_header, read_header, read_member)
 from puppetry.errors import MediaError
+
+if TYPE_CHECKING:
+    from puppetry.media.audio import Audio
 
 _INDEX_CACHE = 256  # clips whose per-frame member offsets are kept for random access
 
@@ -162,6 +165,19 @@ class PreparedDataset:
         with self._open(info) as f:
             _, data, _ = read_member(f, int(entry["landmarks_offset"]))
         return decode_npz(data)
+
+    def audio(self, clip_id: str) -> "Audio | None":
+        """The clip's soundtrack (mono, ``meta['audio_rate']`` Hz, sample 0 at the start of its first frame,
+        ``num_frames * every / fps`` seconds long), or None for a clip stored without audio."""
+        from puppetry.media.audio import Audio
+
+        info, entry = self._entry(clip_id)
+        if entry.get("audio_offset") is None:
+            return None
+        with self._open(info) as f:
+            _, data, _ = read_member(f, int(entry["audio_offset"]))
+        samples = decode_npz(data)["samples"]
+        return Audio(samples.astype(np.float32) / 32767.0, int(entry["audio_rate"]))
 
     def _stream(self, clip_id: str, group: str) -> Iterator[bytes]:
         info, entry = self._entry(clip_id)

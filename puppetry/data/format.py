@@ -241,7 +241,7 @@ class ShardWriter:
         return offset
 
     def add_clip(self, meta: dict[str, Any], arrays: dict[str, np.ndarray],
-                 frames: Iterable[bytes] = (), masks: Iterable[bytes] = ()) -> None:
+                 frames: Iterable[bytes] = (), masks: Iterable[bytes] = (), audio: np.ndarray | None = None) -> None:
         """Store one clip.
 
         Args:
@@ -249,11 +249,14 @@ class ShardWriter:
             arrays: the ``landmarks.npz`` arrays (:data:`LANDMARK_ARRAYS`).
             frames: encoded JPEG frames, in order (empty with ``landmarks_only``).
             masks: encoded PNG label maps, in order (empty with ``landmarks_only``).
+            audio: the clip's soundtrack, ``N`` int16 mono samples (``audio.npz``, array ``samples``), or None.
         """
         cid = meta["id"]
         entry = dict(meta)
         entry["offset"] = self._add(f"{cid}/meta.json", json.dumps(meta, indent=1).encode("utf-8"))
         entry["landmarks_offset"] = self._add(f"{cid}/landmarks.npz", encode_npz(arrays))
+        entry["audio_offset"] = None if audio is None else self._add(f"{cid}/audio.npz",
+                                                                      encode_npz({"samples": audio}))
         entry["frames_offset"] = entry["masks_offset"] = None
         for t, data in enumerate(frames):
             offset = self._add(frame_member(cid, t), data)

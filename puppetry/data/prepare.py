@@ -40,9 +40,13 @@ from puppetry.face.dlib68 import Dlib68, dlib_box_from_landmarks
 from puppetry.face.landmarks import DetectorConfig, FaceMeshDetector
 from puppetry.face.parsing import PersonSegmenter, face_parsing
 from puppetry.face.pose import decompose, rotation_to_euler
+from puppetry.media.audio import Audio, read_audio
 from puppetry.media.video import VideoReader, is_video_path
 
 logger = logging.getLogger(__name__)
+
+AUDIO_RATE = 16000
+"""Sample rate of the clips' stored audio (mono int16), enough for speech features."""
 
 IDENTITY_MODES = ("clip", "video", "parent", "grandparent")
 
@@ -278,9 +282,10 @@ class VideoPreparer:
             raise _Skip(f"no face track of at least {self.options.min_frames} frames with a steady crop "
                         f"(longest track {longest} frames)")
         clip_fps = fps / self.options.every
+        audio = self._audio(source, fps)
         try:
             with fmt.ShardWriter(shards, source.key, video=source.path) as shard:
-                self._cut(source, plans, shard, clip_fps, frame_size)
+                self._cut(source, plans, shard, clip_fps, frame_size, audio)
                 shard_clips = list(shard.clips)
                 shard.extra.update(fps=fps, source_size=list(frame_size), analysed_frames=analysed,
                                    options=self.options.as_dict())
@@ -304,9 +309,18 @@ class VideoPreparer:
             raise OutputError(f"cannot write to '{shards}': {exc.strerror or exc}") from None
         return done
 
+    def _audio(self, source: VideoSource, fps: float) -> Audio | None:
+        """The video's soundtrack at :data:`AUDIO_RATE` (None without one, or when it cannot be decoded)."""
+        limit = self.options.max_frames / fps + 1.0 if self.options.max_frames else None
+        try:
+            return read_audio(source.path, AUDIO_RATE, limit)
+        except MediaError as exc:
+            logger.warning("%s; its clips are stored without audio", exc)
+            return None
+
     # -- pass 2 ------------------------------------------------------------------------------------
     def _cut(self, source: VideoSource, plans: list[ClipPlan], shard: fmt.ShardWriter, clip_fps: float,
-             frame_size: tuple[int, int]) -> None:
+             frame_size: tuple[int, int], audio: Audio | None = None) -> None:
         size, every = self.options.size, self.options.every
         pending = list(enumerate(plans))
         active: list[_ClipBuffer] = []
@@ -331,7 +345,7 @@ class VideoPreparer:
                         clip.jpegs.append(fmt.encode_jpeg(crop))
                         clip.pngs.append(fmt.encode_png(labels))
                 for clip in [c for c in active if c.plan.stop == pos + 1]:
-                    self._store(source, clip, shard, clip_fps, frame_size)
+                    self._store(source, clip, shard, clip_fps, frame_size, audio)
                     active.remove(clip)
         if active or pending:
             raise MediaError(f"cannot read video '{source.path}': it gave fewer frames on the second read")
@@ -347,7 +361,9 @@ class VideoPreparer:
         return folder.name or source.key
 
     def _store(self, source: VideoSource, clip: _ClipBuffer, shard: fmt.ShardWriter, clip_fps: float,
-               frame_size: tuple[int, int]) -> None:
+               frame_size: tuple[int, int], audio: Audio | None = None) -> None:
+        """Write one clip; its audio runs from its first frame's start to its last frame's end (``every``
+        source frames each), ``round(seconds * AUDIO_RATE)`` samples, silence where the track is shorter."""
         plan, every = clip.plan, self.options.every
         cid = fmt.clip_id(source.key, clip.number)
         rotation = decompose(clip.landmarks).rotation
@@ -367,8 +383,14 @@ class VideoPreparer:
             "frame_index_start": int(frame_index[0]), "frame_index_end": int(frame_index[-1]), "every": every,
             "size": self.options.size, "crop_box": list(plan.crop_box), "source_size": list(frame_size),
             "detected_frames": int(plan.detected.sum()), "has_frames": self.segmenter is not None,
+            "has_audio": audio is not None, "audio_rate": AUDIO_RATE if audio is not None else None,
         }
-        shard.add_clip(meta, arrays, clip.jpegs, clip.pngs)
+        samples = None
+        if audio is not None:
+            fps = clip_fps * every
+            clip_audio = audio.segment(frame_index[0] / fps, plan.num_frames * every / fps)
+            samples = np.round(clip_audio * 32767.0).astype(np.int16)
+        shard.add_clip(meta, arrays, clip.jpegs, clip.pngs, audio=samples)
         clip.jpegs, clip.pngs = [], []
 
 
