@@ -508,3 +508,22 @@ def test_write_image_round_trip_and_atomic(tmp_path):
         write_image(tmp_path / "face.xyz", portrait)
     with pytest.raises(ValueError):
         write_image(tmp_path / "bad.png", portrait.astype(np.float32))
+
+
+# ------------------------------------------------------------------------------------------------ audio
+def test_log_mel_puts_a_tone_in_its_band_and_rows_on_the_clock():
+    from puppetry.media.audio import Audio, MelConfig, _hz_to_mel, log_mel, mel_filterbank
+
+    rate, cfg = 16000, MelConfig()
+    t = np.arange(rate) / rate
+    tone = np.where(t >= 0.5, 0.5 * np.sin(2 * np.pi * 1000.0 * t), 0.0).astype(np.float32)   # 1 kHz from 0.5 s
+    mel = log_mel(Audio(tone, rate), cfg)
+    assert mel.shape == (101, 80) and mel.dtype == np.float32                # rows at 0, 10, ..., 1000 ms
+    centres = np.linspace(_hz_to_mel(cfg.f_min), _hz_to_mel(rate / 2), cfg.n_mels + 2)[1:-1]
+    band = int(np.argmin(np.abs(centres - _hz_to_mel(1000.0))))
+    assert abs(int(np.argmax(mel[80])) - band) <= 1                          # the tone's band is the loudest
+    assert mel[20].max() == pytest.approx(np.log(cfg.floor), abs=1e-3)      # silence sits at the floor
+    loud = mel[:, band] > np.log(cfg.floor) + 5
+    assert 48 <= int(np.argmax(loud)) <= 50                                  # it starts at row 50 (half a window early)
+    bank = mel_filterbank(rate, 512, cfg)
+    assert bank.shape == (80, 257) and (bank >= 0).all() and (bank.sum(1) > 0).all()

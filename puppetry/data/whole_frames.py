@@ -129,7 +129,7 @@ def prepare_whole_video(path: str, key: str, shard, options, identity) -> dict[s
         meta = {"id": cid, "identity": identity(cid), "video": path, "key": key, "num_frames": b - a,
                 "fps": fps / every, "frame_index_start": int(frame_index[0]), "frame_index_end": int(frame_index[-1]),
                 "every": every, "size": options.size, "crop_box": box, "source_size": [width, height],
-                "has_frames": True, "whole_frames": options.whole_frames}
+                "has_frames": True, "whole_frames": options.whole_frames, "has_audio": False}
         arrays = {"crop_box": np.tile(np.asarray(box, np.float32), (b - a, 1)), "frame_index": frame_index}
         shard.add_clip(meta, arrays, jpegs[a:b], ())
     return {"clips": len(pieces), "frames": int(sum(b - a for a, b in pieces)), "analysed_frames": len(jpegs),

@@ -102,3 +102,61 @@ def read_audio(path: str | os.PathLike, rate: int = DEFAULT_RATE, max_seconds: f
     if limit is not None:
         samples = samples[:limit]
     return Audio(np.clip(samples, -1.0, 1.0), rate)
+
+
+@dataclass(frozen=True)
+class MelConfig:
+    """Log-mel spectrogram settings (speech defaults: 25 ms Hann windows every 10 ms, 80 bands to 8 kHz).
+
+    Attributes:
+        n_mels: mel bands.
+        window: window length in seconds.
+        hop: seconds between windows; row ``k`` is centred on ``k * hop``.
+        f_min: lowest band edge in Hz.
+        f_max: highest band edge in Hz (None: half the sample rate).
+        floor: power added before the log (so silence is ``log(floor)``, not minus infinity).
+    """
+
+    n_mels: int = 80
+    window: float = 0.025
+    hop: float = 0.010
+    f_min: float = 20.0
+    f_max: float | None = None
+    floor: float = 1e-6
+
+
+def _hz_to_mel(f: np.ndarray | float) -> np.ndarray:
+    return 2595.0 * np.log10(1.0 + np.asarray(f, np.float64) / 700.0)        # O'Shaughnessy's mel scale
+
+
+def _mel_to_hz(m: np.ndarray) -> np.ndarray:
+    return 700.0 * (10.0 ** (np.asarray(m, np.float64) / 2595.0) - 1.0)
+
+
+def mel_filterbank(rate: int, n_fft: int, config: MelConfig = MelConfig()) -> np.ndarray:
+    """``n_mels x (n_fft // 2 + 1)`` triangular filters, evenly spaced on the mel scale, each of unit area."""
+    f_max = config.f_max or rate / 2.0
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(config.f_min), _hz_to_mel(f_max), config.n_mels + 2))
+    bins = np.fft.rfftfreq(n_fft, 1.0 / rate)
+    lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    rising = (bins[None] - lo) / np.maximum(mid - lo, 1e-9)
+    falling = (hi - bins[None]) / np.maximum(hi - mid, 1e-9)
+    bank = np.clip(np.minimum(rising, falling), 0.0, None)
+    return (bank * (2.0 / np.maximum(hi - lo, 1e-9))).astype(np.float32)
+
+
+def log_mel(audio: Audio, config: MelConfig = MelConfig()) -> np.ndarray:
+    """``K x n_mels`` float32 log-mel spectrogram of ``audio``; row ``k`` is centred on ``k * hop`` seconds
+    (the signal is zero-padded by half a window at both ends), ``K = floor(seconds / hop) + 1``."""
+    rate = audio.rate
+    win, hop = int(round(config.window * rate)), int(round(config.hop * rate))
+    n_fft = 1 << max(int(np.ceil(np.log2(win))), 1)
+    padded = np.pad(audio.samples.astype(np.float32), (win // 2, win - win // 2))
+    count = len(audio.samples) // hop + 1
+    starts = np.arange(count) * hop
+    index = starts[:, None] + np.arange(win)[None]
+    frames = np.zeros((count, win), np.float32)
+    inside = index < len(padded)
+    frames[inside] = padded[index[inside]]
+    spectrum = np.abs(np.fft.rfft(frames * np.hanning(win).astype(np.float32), n=n_fft, axis=1)) ** 2
+    return np.log(spectrum @ mel_filterbank(rate, n_fft, config).T + config.floor).astype(np.float32)
