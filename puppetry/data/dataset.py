@@ -245,3 +245,32 @@ def split_clips(num_clips: int, holdout: int, seed: int) -> tuple[list[int], lis
     order = np.random.default_rng(seed).permutation(num_clips)
     k = min(holdout, num_clips - 1)
     return sorted(order[:num_clips - k].tolist()), sorted(order[num_clips - k:].tolist())
+
+
+def pair_clips(ds: PreparedDataset, clips: list[int] | None, min_gap: int, method: str) -> list[int]:
+    """The clips among ``clips`` (None: all) that hold two frames ``min_gap`` apart, for training on frame
+    pairs.
+
+    Raises:
+        PuppetryError: the dataset has no frames (``--landmarks-only``) or no such clip (one line naming
+            ``method``).
+    """
+    from puppetry.errors import PuppetryError
+
+    if not ds.has_frames:
+        raise PuppetryError(f"'{ds.root}' was prepared with --landmarks-only; {method} needs frames (run puppetry "
+                            f"prepare without it)")
+    chosen = list(range(len(ds.clips))) if clips is None else list(clips)
+    usable = [c for c in chosen if ds.clips[c].num_frames > min_gap]
+    if not usable:
+        raise PuppetryError(f"'{ds.root}' has no clip with more than {min_gap} frames")
+    return usable
+
+
+def draw_frame_pair(rng: np.random.Generator, ds: PreparedDataset, clips: list[int], min_gap: int) -> tuple[int, int, int]:
+    """A random ``(clip, i, j)``: two frames at least ``min_gap`` apart of one of ``clips``, in either order."""
+    c = clips[int(rng.integers(len(clips)))]
+    n = ds.clips[c].num_frames
+    gap = int(rng.integers(min_gap, n))
+    i = int(rng.integers(0, n - gap))
+    return (c, i, i + gap) if rng.random() < 0.5 else (c, i + gap, i)

@@ -15,8 +15,7 @@ import cv2
 import numpy as np
 import torch
 
-from puppetry.data.dataset import open_dataset
-from puppetry.errors import PuppetryError
+from puppetry.data.dataset import draw_frame_pair, open_dataset, pair_clips
 from puppetry.methods.fdgan.conditions import flip_condition, label_image, landmark_image
 
 
@@ -59,13 +58,7 @@ class FramePairs:
     def __init__(self, root: str | Path, clips: list[int] | None = None, min_gap: int = 1, flip: bool = True,
                  identities: list[str] | None = None):
         self.ds = open_dataset(root)
-        if not self.ds.has_frames:
-            raise PuppetryError(f"'{root}' was prepared with --landmarks-only; FD-GAN needs frames (run puppetry "
-                                f"prepare without it)")
-        chosen = list(range(len(self.ds.clips))) if clips is None else list(clips)
-        self.clips = [c for c in chosen if self.ds.clips[c].num_frames > min_gap]
-        if not self.clips:
-            raise PuppetryError(f"'{root}' has no clip with more than {min_gap} frames")
+        self.clips = pair_clips(self.ds, clips, min_gap, "FD-GAN")
         self.min_gap = int(min_gap)
         self.flip = flip
         self.points = {c: self.ds.landmarks(self.ds.clips[c].id)["landmarks478"] for c in self.clips}
@@ -74,11 +67,7 @@ class FramePairs:
                       self.identities else -1 for c in self.clips}
 
     def _pair(self, rng: np.random.Generator) -> tuple[int, int, int]:
-        c = self.clips[int(rng.integers(len(self.clips)))]
-        n = self.ds.clips[c].num_frames
-        gap = int(rng.integers(self.min_gap, n))
-        i = int(rng.integers(0, n - gap))
-        return (c, i, i + gap) if rng.random() < 0.5 else (c, i + gap, i)
+        return draw_frame_pair(rng, self.ds, self.clips, self.min_gap)
 
     def draw(self, rng: np.random.Generator, count: int) -> list[tuple[int, int, int]]:
         """``count`` ``(clip, i, j)`` pairs."""

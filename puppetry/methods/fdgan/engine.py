@@ -31,7 +31,7 @@ import torch
 from puppetry.data.tracking import TrackingConfig, crop_box, face_boxes
 from puppetry.engines.base import DrivingFrame, Engine, SourceFaces
 from puppetry.engines.device import engine_device
-from puppetry.engines.weights import find_weights
+from puppetry.engines.weights import find_weights, read_settings, read_weights
 from puppetry.errors import WeightsError
 from puppetry.face.crop import CropBox, crop_image, feather_mask, paste_back
 from puppetry.face.pose import FacePose, compose, decompose
@@ -41,8 +41,7 @@ from puppetry.methods.fdgan.config import WEIGHTS_FORMAT, FDGanModel
 from puppetry.methods.fdgan.data import to_images, to_tensor
 from puppetry.motion.controls import apply_controls
 from puppetry.motion.transfer import TransferOptions, transfer_motion
-from puppetry.nn.weights import check_state_dict, read_state_dict
-from puppetry.training.config import from_dict
+from puppetry.nn.weights import check_state_dict
 
 
 @dataclass(frozen=True)
@@ -87,17 +86,8 @@ def load_fdgan(path: str | os.PathLike, device: torch.device | str = "cpu", flag
     """
     from puppetry.methods.fdgan.networks import build_fdgan
 
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{flag}: '{path}' does not exist (train with 'puppetry train fdgan')")
-    payload = read_state_dict(path, "FD-GAN weights")
-    if not isinstance(payload, dict) or payload.get("format") != WEIGHTS_FORMAT:
-        raise WeightsError(f"{flag}: '{path}' is not FD-GAN weights (written by 'puppetry train fdgan' as "
-                           f"RUN/fdgan.pt)")
-    try:
-        model = from_dict(FDGanModel, payload["model"], "model")
-    except Exception as exc:                    # a damaged or hand-edited file: say so in one line
-        raise WeightsError(f"{flag}: '{path}' has unreadable model settings: {str(exc).splitlines()[0]}") from None
+    payload = read_weights(path, WEIGHTS_FORMAT, flag, "FD-GAN weights", "puppetry train fdgan")
+    model = read_settings(FDGanModel, payload, "model", flag, path)
     net = build_fdgan(model)
     check_state_dict(payload.get("T", {}), net.state_dict(), f"{flag} '{path}'")
     net.load_state_dict(payload["T"])

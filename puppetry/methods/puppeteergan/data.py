@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 import torch
 
-from puppetry.data.dataset import open_dataset
+from puppetry.data.dataset import draw_frame_pair, open_dataset, pair_clips
 from puppetry.errors import MediaError, PuppetryError
 from puppetry.face.parsing import (BACKGROUND, BROWS, EYES, HAIR, INNER_MOUTH, LIPS, MASK_LABELS, NECK_BODY,
                                    NOSE, SKIN)
@@ -116,13 +116,8 @@ class VideoPairs:
     def __init__(self, root: str | Path, clips: list[int] | None = None, min_gap: int = 1, flip: bool = True,
                  others: list[int] | None = None):
         self.ds = open_dataset(root)
-        if not self.ds.has_frames:
-            raise PuppetryError(f"'{root}' was prepared with --landmarks-only; PuppeteerGAN needs frames and "
-                                f"label maps (run puppetry prepare without it)")
         chosen = list(range(len(self.ds.clips))) if clips is None else list(clips)
-        self.clips = [c for c in chosen if self.ds.clips[c].num_frames > min_gap]
-        if not self.clips:
-            raise PuppetryError(f"'{root}' has no clip with more than {min_gap} frames")
+        self.clips = pair_clips(self.ds, chosen, min_gap, "PuppeteerGAN")
         self.min_gap = int(min_gap)
         self.flip = flip
         pool = chosen if others is None else list(others)
@@ -136,11 +131,7 @@ class VideoPairs:
         self.canonical = np.concatenate([p for p in self.points.values()]).mean(0).astype(np.float32)
 
     def _pair(self, rng: np.random.Generator) -> tuple[int, int, int]:
-        c = self.clips[int(rng.integers(len(self.clips)))]
-        n = self.ds.clips[c].num_frames
-        gap = int(rng.integers(self.min_gap, n))
-        i = int(rng.integers(0, n - gap))
-        return (c, i, i + gap) if rng.random() < 0.5 else (c, i + gap, i)
+        return draw_frame_pair(rng, self.ds, self.clips, self.min_gap)
 
     def _other(self, rng: np.random.Generator, identity: str) -> np.ndarray:
         pool = [c for c in self.others if self.identity[c] != identity]

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from puppetry.data.tracking import TrackingConfig, crop_box, face_boxes
 from puppetry.engines.base import DrivingFrame, Engine, SourceFaces
 from puppetry.engines.device import engine_device
-from puppetry.engines.weights import find_weights
+from puppetry.engines.weights import find_weights, read_settings, read_weights
 from puppetry.errors import WeightsError
 from puppetry.face.crop import CropBox, crop_image, feather_mask, paste_back
 from puppetry.face.parsing import PersonSegmenter, face_parsing
@@ -43,8 +43,7 @@ from puppetry.methods.puppeteergan.config import WEIGHTS_FORMAT, ColorModel, Ske
 from puppetry.methods.puppeteergan.landmarks import normalize
 from puppetry.motion.controls import apply_controls
 from puppetry.motion.transfer import TransferOptions, transfer_motion
-from puppetry.nn.weights import check_state_dict, read_state_dict
-from puppetry.training.config import from_dict
+from puppetry.nn.weights import check_state_dict
 
 SIZES = (256, 512)
 
@@ -94,18 +93,10 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> P
     from puppetry.methods.puppeteergan.coloring import build_coloring
     from puppetry.methods.puppeteergan.sketching import build_sketching
 
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"--pg-weights: '{path}' does not exist (train with 'puppetry train puppeteergan')")
-    payload = read_state_dict(path, "PuppeteerGAN weights")
-    if not isinstance(payload, dict) or payload.get("format") != WEIGHTS_FORMAT:
-        raise WeightsError(f"--pg-weights: '{path}' is not PuppeteerGAN weights (written by 'puppetry train "
-                           f"puppeteergan' as RUN/puppeteergan.pt)")
-    try:
-        sketch_model = from_dict(SketchModel, payload["sketch_model"], "sketch_model")
-        color_model = from_dict(ColorModel, payload["color_model"], "color_model")
-    except Exception as exc:                    # a damaged or hand-edited file: say so in one line
-        raise WeightsError(f"--pg-weights: '{path}' has unreadable model settings: {str(exc).splitlines()[0]}") from None
+    flag = "--pg-weights"
+    payload = read_weights(path, WEIGHTS_FORMAT, flag, "PuppeteerGAN weights", "puppetry train puppeteergan")
+    sketch_model = read_settings(SketchModel, payload, "sketch_model", flag, path)
+    color_model = read_settings(ColorModel, payload, "color_model", flag, path)
     sketch = build_sketching(sketch_model)
     color = build_coloring(color_model)
     own = {k: v for k, v in sketch.state_dict().items() if not k.startswith("di.")}

@@ -20,7 +20,7 @@ from scipy import sparse
 
 from puppetry.engines.base import DrivingFrame, Engine, SourceFaces
 from puppetry.face import topology as T
-from puppetry.face.pose import FacePose, compose, decompose
+from puppetry.face.pose import FacePose, compose
 from puppetry.geometry.mesh_warp import Box, MeshWarp, StretchGauge, signed_areas, triangulate, untangle
 from puppetry.methods.warp.contour import Spread, mesh_neighbours, spread_operator, unfold
 from puppetry.methods.warp.mouth import MouthConfig, MouthFiller
