@@ -67,3 +67,17 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def group_photo(tmp_path_factory, data) -> Path:
+    """Two people side by side (s1 | s42, each 320 x 400): a 640 x 400 PNG for engines that draw every face."""
+    import cv2
+
+    from puppetry.media.image import read_image
+
+    a = cv2.resize(read_image(data / "portraits" / "s1.jpg"), (320, 400), interpolation=cv2.INTER_AREA)
+    b = cv2.resize(read_image(data / "portraits" / "s42.jpg"), (320, 400), interpolation=cv2.INTER_AREA)
+    path = tmp_path_factory.mktemp("group") / "group.png"
+    cv2.imwrite(str(path), cv2.cvtColor(np.concatenate([a, b], 1), cv2.COLOR_RGB2BGR))
+    return path

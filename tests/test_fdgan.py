@@ -189,12 +189,9 @@ def test_ddp_keeps_both_processes_in_step(dataset, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- engine
-def test_the_engine_redraws_every_face_and_keeps_the_rest(trained_run, data, tmp_path):
+def test_the_engine_redraws_every_face_and_keeps_the_rest(trained_run, data, tmp_path, group_photo):
     weights = trained_run / "fdgan.pt"
-    a = cv2.resize(read_image(data / "portraits" / "s1.jpg"), (320, 400), interpolation=cv2.INTER_AREA)
-    b = cv2.resize(read_image(data / "portraits" / "s42.jpg"), (320, 400), interpolation=cv2.INTER_AREA)
-    group = tmp_path / "group.png"                                       # two people side by side
-    cv2.imwrite(str(group), cv2.cvtColor(np.concatenate([a, b], 1), cv2.COLOR_RGB2BGR))
+    group = group_photo                                                  # two people side by side
     out = tmp_path / "group.mp4"
     assert main(["-q", "animate", "-s", str(group), "-d", str(data / "driving" / "d3.mp4"), "-o", str(out),
                  "--engine", "fdgan", "--fdgan-weights", str(weights), "--frames", "3"]) == 0

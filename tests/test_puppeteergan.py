@@ -200,12 +200,9 @@ def test_identity_share_tells_the_source_face_shape_from_the_drivers(dataset, tr
 
 
 # ---------------------------------------------------------------------------------------------- engine
-def test_the_engine_animates_every_face_at_256_and_512(trained_run, data, tmp_path):
+def test_the_engine_animates_every_face_at_256_and_512(trained_run, data, tmp_path, group_photo):
     weights = trained_run / "puppeteergan.pt"
-    a = cv2.resize(read_image(data / "portraits" / "s1.jpg"), (320, 400), interpolation=cv2.INTER_AREA)
-    b = cv2.resize(read_image(data / "portraits" / "s42.jpg"), (320, 400), interpolation=cv2.INTER_AREA)
-    group = tmp_path / "group.png"                                       # two people side by side
-    cv2.imwrite(str(group), cv2.cvtColor(np.concatenate([a, b], 1), cv2.COLOR_RGB2BGR))
+    group = group_photo                                                  # two people side by side
     out = tmp_path / "group.mp4"
     assert main(["-q", "animate", "-s", str(group), "-d", str(data / "driving" / "d3.mp4"), "-o", str(out),
                  "--engine", "puppeteergan", "--pg-weights", str(weights), "--frames", "3"]) == 0
