@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from puppetry.face import topology as T
-from puppetry.face.parsing import MASK_LABELS
+from puppetry.face.parsing import MASK_LABELS, colorize
 
 _SHIFT = 4                                               # fixed-point bits: sub-pixel line ends
 
@@ -79,8 +79,11 @@ def flip_condition(condition: np.ndarray, kind: str) -> np.ndarray:
     return np.ascontiguousarray(flipped)
 
 
-def preview(condition: np.ndarray) -> np.ndarray:
-    """``S x S x 3`` uint8 RGB picture of a ``C x S x S`` condition (each channel its own colour)."""
+def preview(condition: np.ndarray, kind: str = "landmarks") -> np.ndarray:
+    """``S x S x 3`` uint8 RGB picture of a ``C x S x S`` condition: label maps in
+    :data:`puppetry.face.parsing.PALETTE`'s colours, landmark channels each in a hue of its own."""
+    if kind == "labels":
+        return colorize(condition.argmax(0))
     c = condition.shape[0]
     hues = (np.arange(c) * 180 // max(c, 1)).astype(np.uint8)
     palette = cv2.cvtColor(np.stack([hues, np.full(c, 200, np.uint8), np.full(c, 255, np.uint8)], 1)[None],

@@ -63,7 +63,7 @@ def sample_strip(net: nn.Module, groups: list[tuple[FramePairs, list[tuple[int, 
     dictionaries = net.extractor(b.image_s, b.cond_s)
     own = net.translator(b.cond_t, dictionaries)
     other = net.translator(b.cond_t, [d.roll(1, 0) for d in dictionaries])
-    columns = [to_images(b.image_s), np.stack([preview(c) for c in b.cond_t.cpu().numpy()]), to_images(own),
+    columns = [to_images(b.image_s), np.stack([preview(c, kind) for c in b.cond_t.cpu().numpy()]), to_images(own),
                to_images(b.image_t), to_images(other)]
     return np.concatenate([np.concatenate(list(col), 0) for col in columns], 1)
 
