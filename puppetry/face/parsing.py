@@ -75,6 +75,7 @@ class PersonSegmenter:
             import mediapipe as mp  # heavy import, done only when a segmenter is built
 
             self._model = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=self.config.model)
+            self._model.process(np.zeros((32, 32, 3), np.uint8))   # start the graph now (see FaceMeshDetector)
         self._quiet_frames = QUIET_FRAMES
 
     def probability(self, rgb: np.ndarray) -> np.ndarray:
