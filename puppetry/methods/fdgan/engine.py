@@ -11,9 +11,10 @@ Per driving frame and face (:meth:`FDGanEngine.render`, all faces in one batch):
    (``l'_T = G(E_P(l_S), E_I(l_T))``, Sec. 3.1); then the motion is transferred onto the source face
    (relative or absolute, regions, multiplier) and the controls applied, as every landmark engine does;
 2. the translator reads the dictionaries at the target's landmark image ``l'_T``: ``T(x_T, l_T, l'_T)``;
-3. the crop is pasted back into the full source inside a feathered square.
+3. the crop is pasted back into the full source where the source's or the target's face is (the hull of
+   both face outlines, grown and feathered), so the drawn background and hair never replace the source's.
 
-No pixel of the source is warped: every output pixel of the crop is drawn by the translator. Weights come
+No pixel of the source is warped: every output pixel of the face is drawn by the translator. Weights come
 from ``puppetry train fdgan`` (``RUN/fdgan.pt``, trained with ``model.condition: landmarks``).
 """
 
@@ -25,6 +26,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -34,6 +36,7 @@ from puppetry.engines.device import engine_device
 from puppetry.engines.weights import find_weights, read_settings, read_weights
 from puppetry.errors import WeightsError
 from puppetry.face.crop import CropBox, crop_image, feather_mask, paste_back
+from puppetry.face.topology import FACE_OVAL
 from puppetry.face.pose import FacePose, compose, decompose
 from puppetry.methods.fdgan import WEIGHTS_ENV
 from puppetry.methods.fdgan.conditions import landmark_image
@@ -102,6 +105,7 @@ class FDGanState:
     poses: list[FacePose]
     matrices: list[np.ndarray]                  # image -> crop (crop side ``size``)
     dictionaries: list[torch.Tensor]            # per level, F x rows x width
+    outlines: list[np.ndarray]                  # per face, its face oval in crop pixels (N x 2)
     retargeting: object | None = None           # LD-Net's PoseRetargeting, or None
 
 
@@ -161,7 +165,7 @@ class FDGanEngine(Engine):
             from puppetry.methods.ldnet.inference import PoseRetargeting
             retargeting = PoseRetargeting(self.retargeter, source.landmarks)
         return FDGanState(source.image, [decompose(lm) for lm in source.landmarks], matrices, dictionaries,
-                          retargeting)
+                          [p[FACE_OVAL] for p in points], retargeting)
 
     def _target(self, state: FDGanState, face: int, frame: DrivingFrame) -> np.ndarray:
         """Step 1: the face's ``478 x 3`` target landmarks in source pixels."""
@@ -177,6 +181,18 @@ class FDGanEngine(Engine):
         target = apply_controls(target, pose, frame.controls)
         return compose(target.expression, target.rotation, target.scale, target.center)
 
+    def _face_mask(self, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """Step 3's weights, ``size x size``: the hull of the source's and the target's face outlines (crop
+        pixels, ``N x 2`` each), grown and softened by ``feather`` of the side, inside the feathered square.
+        The drawn background, hair and neck never replace the source's."""
+        hull = cv2.convexHull(np.round(np.concatenate([source, target[FACE_OVAL]])).astype(np.int32))
+        mask = np.zeros((self.size, self.size), np.float32)
+        cv2.fillConvexPoly(mask, hull, 1.0)
+        r = max(int(round(self.size * self.config.feather)), 1)
+        mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+        mask = cv2.GaussianBlur(mask, (0, 0), r / 2.0)
+        return mask * self._square
+
     def render(self, state: FDGanState, frame: DrivingFrame) -> np.ndarray:
         t0 = time.perf_counter()
         targets = [crop_points(self._target(state, f, frame), m) for f, m in enumerate(state.matrices)]
@@ -186,8 +202,8 @@ class FDGanEngine(Engine):
             crops = to_images(self.net.translator(conditions, state.dictionaries))
         t2 = time.perf_counter()
         image = state.image
-        for crop, m in zip(crops, state.matrices):
-            image = paste_back(image, crop, m, self._square)
+        for crop, m, target, source in zip(crops, state.matrices, targets, state.outlines):
+            image = paste_back(image, crop, m, self._face_mask(source, target))
         self._times["landmarks"] += t1 - t0
         self._times["translate"] += t2 - t1
         self._times["paste"] += time.perf_counter() - t2
