@@ -290,3 +290,14 @@ def longest_track(detections: list[list[np.ndarray]], cuts: np.ndarray | None = 
     """Frames spanned by the longest track (0 when no face), for skip reasons."""
     tracks = track_faces(detections, cuts, config)
     return max((int(t.positions[-1] - t.positions[0] + 1) for t in tracks), default=0)
+
+
+def face_crop_box(landmarks: np.ndarray, image_shape: tuple[int, ...], crop_scale: float = TrackingConfig.crop_scale):
+    """The square ``puppetry prepare`` would cut around one face (``478 x 3`` landmarks) in an image of
+    ``image_shape`` (``H x W x ...``), as a :class:`~puppetry.face.crop.CropBox`: what engines trained on
+    prepared clips crop at inference."""
+    from puppetry.face.crop import CropBox
+
+    x0, y0, x1, y1 = crop_box(face_boxes(landmarks)[None], (image_shape[1], image_shape[0]), crop_scale,
+                              TrackingConfig.crop_shift, TrackingConfig.union_margin)
+    return CropBox((x0 + x1) / 2.0, (y0 + y1) / 2.0, float(x1 - x0))

@@ -60,6 +60,13 @@ def crop_image(image: np.ndarray, box: CropBox, out_size: int) -> tuple[np.ndarr
     return crop, m
 
 
+def apply_affine(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """``N x 2|3`` points (x, y first) mapped by a ``2 x 3`` affine matrix (e.g. :func:`crop_image`'s image to
+    crop): ``N x 2`` float64."""
+    xy = np.asarray(points, np.float64)[..., :2]
+    return xy @ matrix[:, :2].T + matrix[:, 2]
+
+
 def feather_mask(size: int, feather: float = 0.1) -> np.ndarray:
     """``size x size`` float32 mask: 1 inside, falling smoothly to 0 over ``feather`` of the side."""
     ramp = max(int(round(size * feather)), 1)

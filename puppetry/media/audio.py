@@ -30,10 +30,6 @@ class Audio:
     samples: np.ndarray
     rate: int
 
-    @property
-    def seconds(self) -> float:
-        return len(self.samples) / float(self.rate)
-
     def segment(self, start: float, seconds: float) -> np.ndarray:
         """``round(seconds * rate)`` samples from ``start`` seconds on, zero-padded past either end."""
         first, count = int(round(start * self.rate)), int(round(seconds * self.rate))
@@ -42,6 +38,24 @@ class Audio:
         if hi > lo:
             out[lo - first:hi - first] = self.samples[lo:hi]
         return out
+
+
+def clock_origin(container: av.container.InputContainer) -> float:
+    """Seconds of a file's time zero: the start of its video stream (of its first audio stream without
+    one). The writer and :func:`read_audio` both measure audio from here."""
+    anchor = container.streams.video[0] if container.streams.video else container.streams.audio[0]
+    return float(anchor.start_time * anchor.time_base) if anchor.start_time is not None else 0.0
+
+
+def codec_problem(stream: av.audio.stream.AudioStream, need_format: bool = True) -> str | None:
+    """Why an audio stream cannot be decoded, or None: a damaged header may name no codec FFmpeg knows, or
+    (``need_format``) give no sample rate or channel count."""
+    context = stream.codec_context
+    if context is None or not context.name:
+        return "its codec cannot be identified"
+    if need_format and not (context.sample_rate and context.channels):
+        return "it has no sample rate or channel count"
+    return None
 
 
 def read_audio(path: str | os.PathLike, rate: int = DEFAULT_RATE, max_seconds: float | None = None) -> Audio | None:
@@ -64,10 +78,10 @@ def read_audio(path: str | os.PathLike, rate: int = DEFAULT_RATE, max_seconds: f
         if not container.streams.audio:
             return None
         stream = container.streams.audio[0]
-        if stream.codec_context is None or not stream.codec_context.name:
-            raise MediaError(f"cannot read audio from '{path}': its audio codec cannot be identified")
-        anchor = container.streams.video[0] if container.streams.video else stream
-        origin = float(anchor.start_time * anchor.time_base) if anchor.start_time is not None else 0.0
+        problem = codec_problem(stream)
+        if problem:
+            raise MediaError(f"cannot read audio from '{path}': {problem}")
+        origin = clock_origin(container)
         resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
         chunks: list[np.ndarray] = []
         start: float | None = None

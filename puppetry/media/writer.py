@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from puppetry.errors import MediaError
+from puppetry.media.audio import clock_origin, codec_problem
 
 logger = logging.getLogger(__name__)
 
@@ -64,12 +65,10 @@ class _AudioTrack:
         self.input = container
         self.source = container.streams.audio[0]
         context = self.source.codec_context
-        if context is None or not context.name:          # a damaged header names no codec FFmpeg knows
-            raise UnusableAudio("its codec cannot be identified")
-        if context.name not in _COPY_AUDIO_CODECS and not (context.sample_rate and context.channels):
-            raise UnusableAudio("it has no sample rate or channel count")
-        anchor = container.streams.video[0] if container.streams.video else self.source
-        self.offset = float(anchor.start_time * anchor.time_base) if anchor.start_time is not None else 0.0
+        problem = codec_problem(self.source, need_format=bool(context) and context.name not in _COPY_AUDIO_CODECS)
+        if problem:                                      # copied codecs need no rate or channels of ours
+            raise UnusableAudio(problem)
+        self.offset = clock_origin(container)
         self.copy = self.source.codec_context.name in _COPY_AUDIO_CODECS
         self.output: av.container.OutputContainer | None = None
         self.stream = None

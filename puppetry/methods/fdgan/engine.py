@@ -30,12 +30,12 @@ import cv2
 import numpy as np
 import torch
 
-from puppetry.data.tracking import TrackingConfig, crop_box, face_boxes
+from puppetry.data.tracking import TrackingConfig, face_crop_box
 from puppetry.engines.base import DrivingFrame, Engine, SourceFaces
 from puppetry.engines.device import engine_device
 from puppetry.engines.weights import find_weights, read_settings, read_weights
 from puppetry.errors import WeightsError
-from puppetry.face.crop import CropBox, crop_image, feather_mask, paste_back
+from puppetry.face.crop import apply_affine, crop_image, feather_mask, paste_back
 from puppetry.face.topology import FACE_OVAL
 from puppetry.face.pose import FacePose, compose, decompose
 from puppetry.methods.fdgan import WEIGHTS_ENV
@@ -109,19 +109,6 @@ class FDGanState:
     retargeting: object | None = None           # LD-Net's PoseRetargeting, or None
 
 
-def crop_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """``N x 2|3`` image pixels -> ``N x 2`` pixels of the crop whose image-to-crop matrix is ``matrix``."""
-    xy = np.asarray(points, np.float64)[:, :2]
-    return xy @ matrix[:, :2].T + matrix[:, 2]
-
-
-def face_crop_box(landmarks: np.ndarray, shape: tuple[int, ...], crop_scale: float) -> CropBox:
-    """The square ``puppetry prepare`` would cut around a face (``478 x 3`` landmarks) in an image of ``shape``."""
-    x0, y0, x1, y1 = crop_box(face_boxes(landmarks)[None], (shape[1], shape[0]), crop_scale,
-                              TrackingConfig.crop_shift, TrackingConfig.union_margin)
-    return CropBox((x0 + x1) / 2.0, (y0 + y1) / 2.0, float(x1 - x0))
-
-
 class FDGanEngine(Engine):
     """LD-Net (optional), then FD-GAN, then paste-back; see the module docstring."""
 
@@ -156,7 +143,7 @@ class FDGanEngine(Engine):
             box = face_crop_box(lm, source.image.shape, self.config.crop_scale)
             crop, m = crop_image(source.image, box, self.size)
             crops.append(crop)
-            points.append(crop_points(lm, m))
+            points.append(apply_affine(lm, m))
             matrices.append(m)
         with torch.no_grad():
             dictionaries = self.net.extractor(to_tensor(crops, self.device), self._conditions(points))
@@ -195,7 +182,7 @@ class FDGanEngine(Engine):
 
     def render(self, state: FDGanState, frame: DrivingFrame) -> np.ndarray:
         t0 = time.perf_counter()
-        targets = [crop_points(self._target(state, f, frame), m) for f, m in enumerate(state.matrices)]
+        targets = [apply_affine(self._target(state, f, frame), m) for f, m in enumerate(state.matrices)]
         conditions = self._conditions(targets)
         t1 = time.perf_counter()
         with torch.no_grad():

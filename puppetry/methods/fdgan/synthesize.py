@@ -59,16 +59,15 @@ def synthesize(net, size: int, labels: np.ndarray, style: np.ndarray, style_land
     import cv2
     import torch
 
-    from puppetry.data.tracking import TrackingConfig
-    from puppetry.face.crop import crop_image
+    from puppetry.data.tracking import face_crop_box
+    from puppetry.face.crop import apply_affine, crop_image
     from puppetry.face.parsing import PersonSegmenter, face_parsing
     from puppetry.methods.fdgan.conditions import label_image
     from puppetry.methods.fdgan.data import to_images, to_tensor
-    from puppetry.methods.fdgan.engine import crop_points, face_crop_box
 
-    crop, m = crop_image(style, face_crop_box(style_landmarks, style.shape, TrackingConfig.crop_scale), size)
+    crop, m = crop_image(style, face_crop_box(style_landmarks, style.shape), size)
     with PersonSegmenter() as segmenter:
-        style_labels = face_parsing(crop, crop_points(style_landmarks, m), segmenter.segment(crop))
+        style_labels = face_parsing(crop, apply_affine(style_landmarks, m), segmenter.segment(crop))
     target = cv2.resize(labels, (size, size), interpolation=cv2.INTER_NEAREST)
     with torch.no_grad():
         style_condition = torch.from_numpy(label_image(style_labels))[None].to(device)

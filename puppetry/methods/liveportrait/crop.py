@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from puppetry.face.crop import paste_back as _paste_back_affine
+from puppetry.face.crop import apply_affine, paste_back as _paste_back_affine
 from puppetry.face.topology import IBUG68, LEFT_EYE_CORNERS, MOUTH_CORNERS, RIGHT_EYE_CORNERS
 
 # Eye centres: both corners plus the middle of the upper and lower lid of each eye (stands in for the
@@ -83,8 +83,7 @@ class AlignedCrop:
 
     def landmarks_in_crop(self, points: np.ndarray, out_size: int) -> np.ndarray:
         """Map ``N x 2`` (or ``N x 3``, z ignored) image-pixel points to ``N x 2`` crop pixels."""
-        m = self.matrix(out_size)
-        return np.asarray(points, dtype=np.float64)[:, :2] @ m[:, :2].T + m[:, 2]
+        return apply_affine(points, self.matrix(out_size))
 
 
 def _axes(landmarks: np.ndarray, rotate: bool) -> np.ndarray:

@@ -30,12 +30,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from puppetry.data.tracking import TrackingConfig, crop_box, face_boxes
+from puppetry.data.tracking import TrackingConfig, face_crop_box
 from puppetry.engines.base import DrivingFrame, Engine, SourceFaces
 from puppetry.engines.device import engine_device
 from puppetry.engines.weights import find_weights, read_settings, read_weights
 from puppetry.errors import WeightsError
-from puppetry.face.crop import CropBox, crop_image, feather_mask, paste_back
+from puppetry.face.crop import apply_affine, crop_image, feather_mask, paste_back
 from puppetry.face.parsing import PersonSegmenter, face_parsing
 from puppetry.face.pose import FacePose, compose, decompose
 from puppetry.methods.puppeteergan import WEIGHTS_ENV
@@ -142,11 +142,6 @@ class PuppeteerGanEngine(Engine):
     def timings(self) -> dict[str, float]:
         return dict(self._times)
 
-    def _box(self, landmarks: np.ndarray, shape: tuple[int, ...]) -> CropBox:
-        x0, y0, x1, y1 = crop_box(face_boxes(landmarks)[None], (shape[1], shape[0]), self.config.crop_scale,
-                                  TrackingConfig.crop_shift, TrackingConfig.union_margin)
-        return CropBox((x0 + x1) / 2.0, (y0 + y1) / 2.0, float(x1 - x0))
-
     def prepare(self, source: SourceFaces) -> PuppeteerGanState:
         from puppetry.methods.puppeteergan.sketching import one_hot
 
@@ -154,8 +149,8 @@ class PuppeteerGanEngine(Engine):
         crops, labels, points, matrices = [], [], [], []
         with PersonSegmenter() as segmenter:
             for lm in source.landmarks:
-                crop, m = crop_image(source.image, self._box(lm, source.image.shape), size)
-                local = self._to_crop(lm, m)
+                crop, m = crop_image(source.image, face_crop_box(lm, source.image.shape, self.config.crop_scale), size)
+                local = apply_affine(lm, m)
                 labels.append(face_parsing(crop, local, segmenter.segment(crop)))
                 crops.append(crop)
                 points.append(normalize(local, size))
@@ -166,12 +161,6 @@ class PuppeteerGanEngine(Engine):
         small = F.interpolate(lab[:, None].float(), size=(k, k), mode="nearest")[:, 0].long()
         return PuppeteerGanState(source.image, [decompose(lm) for lm in source.landmarks], matrices, image_s,
                                  one_hot(lab), one_hot(small), torch.from_numpy(np.stack(points)).to(dev))
-
-    @staticmethod
-    def _to_crop(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-        """``N x 3`` image pixels -> ``N x 2`` crop pixels."""
-        xy = np.asarray(points, np.float64)[:, :2]
-        return xy @ matrix[:, :2].T + matrix[:, 2]
 
     def _target(self, pose: FacePose, frame: DrivingFrame) -> np.ndarray:
         """Step 1: the face's ``478 x 3`` target landmarks in source pixels."""
@@ -196,7 +185,7 @@ class PuppeteerGanEngine(Engine):
         from puppetry.methods.puppeteergan.sketching import one_hot
 
         t0 = time.perf_counter()
-        targets = np.stack([normalize(self._to_crop(self._target(p, frame), m), self.size)
+        targets = np.stack([normalize(apply_affine(self._target(p, frame), m), self.size)
                             for p, m in zip(state.poses, state.matrices)])
         t1 = time.perf_counter()
         with torch.no_grad():

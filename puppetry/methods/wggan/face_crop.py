@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from puppetry.face import topology as T
+from puppetry.face.crop import apply_affine
 from puppetry.face.pose import decompose
 
 CROP_SIDE = 3.4      # crop side, in units of the face's rigid scale
@@ -44,8 +45,7 @@ class FaceCrop:
 
     def points(self, points: np.ndarray) -> np.ndarray:
         """Image points ``N x 2`` (or ``N x 3``, depth dropped) in crop pixels, ``N x 2``."""
-        xy = np.asarray(points, dtype=np.float64)[..., :2]
-        return xy @ self.matrix[:, :2].T + self.matrix[:, 2]
+        return apply_affine(points, self.matrix)
 
     def cut(self, image: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
         """The crop of ``image`` (``H x W x C`` or ``H x W``); outside the image the border repeats."""

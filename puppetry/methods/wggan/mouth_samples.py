@@ -30,6 +30,7 @@ import torch
 
 from puppetry.data.dataset import open_dataset
 from puppetry.errors import PuppetryError
+from puppetry.face.crop import apply_affine
 from puppetry.face.pose import lip_open_ratio
 from puppetry.methods.wggan.completion_config import HrhGanData
 from puppetry.methods.wggan.face_crop import inner_mouth_mask, mouth_box, rectify
@@ -143,7 +144,7 @@ class MouthSampler:
         if rng is not None and s.flip:
             flip = bool(rng.integers(0, 2))
         crop = cv2.warpAffine(frame, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        xy = points[:, :2] @ matrix[:, :2].T + matrix[:, 2]
+        xy = apply_affine(points, matrix)
         hole = inner_mouth_mask(xy, size, s.hole_grow)
         x, y = mouth_box(xy, size, size // 2)
         if flip:
