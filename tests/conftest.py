@@ -81,3 +81,48 @@ def group_photo(tmp_path_factory, data) -> Path:
     path = tmp_path_factory.mktemp("group") / "group.png"
     cv2.imwrite(str(path), cv2.cvtColor(np.concatenate([a, b], 1), cv2.COLOR_RGB2BGR))
     return path
+
+
+SPEECH_TINY = ["model.channels=32", "model.dilations=[1,2,4]", "model.dropout=0.0", "train.device=cpu",
+               "train.batch_size=8", "train.log_every=1", "train.sample_every=1000", "train.checkpoint_every=1000",
+               "optim.lr=3e-3"]
+"""A speech model small enough to train in seconds (``puppetry train audio2motion --set ...``)."""
+
+
+@pytest.fixture(scope="session")
+def speech_tiny() -> list[str]:
+    """:data:`SPEECH_TINY`, for tests that train the speech model themselves."""
+    return list(SPEECH_TINY)
+
+
+@pytest.fixture(scope="session")
+def speech_data(tmp_path_factory, data) -> Path:
+    """Landmarks and soundtracks of two real talking driving videos (d6: 6 s, 30 fps; d20: 25 fps)."""
+    from puppetry.cli import main
+
+    out = tmp_path_factory.mktemp("speech_data") / "dataset"
+    videos = [str(data / "driving" / f"{v}.mp4") for v in ("d6", "d20")]
+    assert main(["-q", "prepare", *videos, "-o", str(out), "--max-frames", "180", "--landmarks-only"]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def speech_weights(speech_data, tmp_path_factory) -> Path:
+    """``audio2motion.pt`` trained by the test itself: 60 steps of the tiny model on :func:`speech_data` with d20
+    held out, stopped after 30 and resumed."""
+    import torch
+
+    from puppetry.cli import main
+
+    run = tmp_path_factory.mktemp("speech_run") / "run"
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        args = ["-q", "train", "audio2motion", "--data", str(speech_data), "-o", str(run),
+                *[a for s in ("optim.steps=60", "data.holdout=[driving_d20]", *SPEECH_TINY) for a in ("--set", s)]]
+        assert main([*args, "--stop-after", "30"]) == 0
+        assert not (run / "audio2motion.pt").exists()
+        assert main([*args, "--resume"]) == 0
+    finally:
+        torch.set_num_threads(before)
+    return run / "audio2motion.pt"

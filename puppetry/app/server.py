@@ -1,7 +1,7 @@
 """The Gradio page of ``puppetry serve``: animate, preview with sliders, and live webcam puppetry.
 
 The layout only wires widgets to :mod:`puppetry.app.sessions`. Element ids (``elem_id``) are stable
-names for scripts and the browser tests: source, use-astronaut, driving, motion, driving-webcam,
+names for scripts and the browser tests: source, use-astronaut, driving, motion, driving-webcam, speech,
 engine, mode, region, multiplier, concat, weights-dir, apply-controls, eyes, lips, yaw, pitch, roll,
 preview, run, result, status, one checkbox per engine switch that a method's descriptor shows in the app
 (its config key with dashes: stitching, paste-back); live mode: live-start, live-stop, live-reset,
@@ -24,9 +24,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")      # the app never 
 import gradio as gr  # noqa: E402
 
 from puppetry.app.live_socket import ROUTE, LiveEndpoint, SourceTokens
-from puppetry.app.sessions import (ASTRONAUT, LIVE_ENGINE, AppConfig, PreviewCache, RenderSettings, message,
-                                   render_preview, run_render, slider_controls)
-from puppetry.methods.registry import DEFAULT_ENGINE, app_switches, engine_names, methods
+from puppetry.app.sessions import (ASTRONAUT, LIVE_ENGINE, SPEECH_MODEL, AppConfig, PreviewCache, RenderSettings,
+                                   message, render_preview, run_render, slider_controls)
+from puppetry.methods.registry import DEFAULT_ENGINE, app_switches, engine_names, methods, speech_method
 from puppetry.motion.procedural import MOTIONS
 from puppetry.motion.regions import REGIONS
 
@@ -35,6 +35,7 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 
 NO_MOTION = "(none)"
 WEIGHTS_FOLDER_ENGINES = [m.name for m in methods() if m.app_weights_key is not None]
+SPEECH_ENV = speech_method().speech_weights_env
 LIVE_JS = (Path(__file__).with_name("live.js")).read_text(encoding="utf-8")
 LIVE_PANEL = """
 <div style="display:flex;gap:12px;flex-wrap:wrap;align-items:flex-start">
@@ -57,7 +58,7 @@ def _token_html(token: str) -> str:
 
 
 INTRO = ("Upload a portrait (or pick the astronaut), drive it with a video, an image, a motion template, a "
-         "built-in motion or your webcam, and press **Run**. The sliders change the still preview at once.")
+         "built-in motion, your webcam or speech, and press **Run**. The sliders change the still preview at once.")
 
 
 def _settings(engine, mode, region, multiplier, concat, weights_dir, apply_controls, eyes, lips, yaw, pitch, roll,
@@ -67,6 +68,20 @@ def _settings(engine, mode, region, multiplier, concat, weights_dir, apply_contr
     return RenderSettings(engine=engine, relative=(mode == "relative"), region=region, multiplier=multiplier,
                           concat=bool(concat), switches={k: bool(v) for k, v in zip(keys, switches)},
                           weights_dir=weights_dir or "", controls=controls)
+
+
+def run_page(config: AppConfig, source: str | None, driving_file: str | None, webcam_video: str | None,
+             motion: str | None, speech: str | None, *options) -> tuple[str | None, str]:
+    """What **Run** does with the page's values: (the result video or None, the status line).
+
+    Speech replaces the built-in motion; a driving file or webcam video given with it is refused.
+    """
+    recorded = driving_file or webcam_video
+    driving = recorded if speech else recorded or (motion if motion and motion != NO_MOTION else None)
+    try:
+        return run_render(source, driving, _settings(*options), config, speech=speech or None), "Done."
+    except Exception as exc:                        # shown on the page; the app keeps serving
+        return None, f"**Error:** {message(exc, [source, driving, speech])}"
 
 
 def build_app(config: AppConfig = AppConfig(), tokens: SourceTokens | None = None) -> gr.Blocks:
@@ -88,13 +103,9 @@ def build_app(config: AppConfig = AppConfig(), tokens: SourceTokens | None = Non
         except Exception as exc:                    # shown on the page; the app keeps serving
             return None, f"**Error:** {message(exc, [source])}"
 
-    def on_run(source, driving_file, webcam_video, motion, *options, progress=gr.Progress(track_tqdm=True)):
-        driving = driving_file or webcam_video or (motion if motion != NO_MOTION else None)
-        try:
-            result = run_render(source, driving, _settings(*options), config)
-            return result, "Done."
-        except Exception as exc:
-            return None, f"**Error:** {message(exc, [source, driving])}"
+    def on_run(source, driving_file, webcam_video, motion, speech, *options,
+               progress=gr.Progress(track_tqdm=True)):
+        return run_page(config, source, driving_file, webcam_video, motion, speech, *options)
 
     with gr.Blocks(title="puppetry", head=f"<script>{LIVE_JS}</script>") as app:
         gr.Markdown("# puppetry\n" + INTRO)
@@ -114,6 +125,11 @@ def build_app(config: AppConfig = AppConfig(), tokens: SourceTokens | None = Non
                                             sources=["webcam"], elem_id="driving-webcam")
                     motion = gr.Dropdown([NO_MOTION] + list(MOTIONS), value="demo", elem_id="motion",
                                          label="...or a built-in motion (used when no driving file is given)")
+                    # format=None: the recording reaches the render as uploaded (no converted copy to clean up)
+                    speech = gr.Audio(sources=["upload", "microphone"], type="filepath", format=None,
+                                      label="...or speech: upload a recording or record with the microphone "
+                                            f"(replaces the motion; needs a speech model, {SPEECH_MODEL})",
+                                      elem_id="speech")
             with gr.Row():
                 engine = gr.Dropdown(engine_names(), value=DEFAULT_ENGINE, label="Engine", elem_id="engine")
                 mode = gr.Radio(["relative", "absolute"], value="relative", label="Motion", elem_id="mode")
@@ -123,8 +139,9 @@ def build_app(config: AppConfig = AppConfig(), tokens: SourceTokens | None = Non
             with gr.Accordion("Engine options", open=False):
                 switches = [gr.Checkbox(True, label=f"{option.app_label} ({', '.join(owners)})", elem_id=option.elem_id)
                             for option, owners in app_switches()]
-                weights_dir = gr.Textbox(label=f"Weights folder ({', '.join(WEIGHTS_FOLDER_ENGINES)}; default: "
-                                               "each engine's own flag or environment variable)",
+                weights_dir = gr.Textbox(label=f"Weights folder ({', '.join(WEIGHTS_FOLDER_ENGINES)}; for speech "
+                                               f"one holding {SPEECH_MODEL}; default: each engine's own flag or "
+                                               f"environment variable, ${SPEECH_ENV} for speech)",
                                          elem_id="weights-dir")
             with gr.Row():
                 eyes = gr.Slider(0, 1, value=1, step=0.05, label="Eyes open (1: as in the source)", elem_id="eyes")
@@ -155,7 +172,7 @@ def build_app(config: AppConfig = AppConfig(), tokens: SourceTokens | None = Non
         for s in sliders:
             s.release(on_preview, preview_inputs, [preview, status], **in_order)
         options = [engine, mode, region, multiplier, concat, weights_dir, apply_controls, *sliders, *switches]
-        run.click(on_run, [source, driving_file, webcam_video, motion, *options], [result, status])
+        run.click(on_run, [source, driving_file, webcam_video, motion, speech, *options], [result, status])
         app.load(on_preview, preview_inputs, [preview, status], **in_order)
     app.queue(default_concurrency_limit=config.concurrency, max_size=config.queue_size)
     return app

@@ -22,16 +22,18 @@ from pathlib import Path
 
 import numpy as np
 
-from puppetry.errors import MediaError, PuppetryError
-from puppetry.methods.registry import DEFAULT_ENGINE, engine_method
+from puppetry.errors import MediaError, MotionError, PuppetryError, WeightsError
+from puppetry.methods.registry import DEFAULT_ENGINE, engine_method, speech_method
 from puppetry.media.video import is_video_path
 from puppetry.motion.controls import Controls
 from puppetry.pipeline.animate import AnimateOptions, Animator, animate
+from puppetry.pipeline.speech import speech_weights
 
 logger = logging.getLogger(__name__)
 
 ASTRONAUT = "astronaut"
 LIVE_ENGINE = DEFAULT_ENGINE          # live mode runs the default, training-free engine
+SPEECH_MODEL = "audio2motion.pt"      # the speech model's file name in the page's weights folder
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,8 @@ class RenderSettings:
         switches: the engine checkboxes of the page (options with an ``app_label`` in their method's
             descriptor), by config key: ticked (True) keeps the config's default, unticked sets the switch.
         weights_dir: the page's weights folder; it sets the engine's ``app_weights_key`` (LivePortrait's
-            release folder, or one holding wggan.pt and hrhgan.pt).
+            release folder, or one holding wggan.pt and hrhgan.pt) and holds the speech model
+            (:data:`SPEECH_MODEL`) when it has one.
     """
 
     engine: str = DEFAULT_ENGINE
@@ -86,11 +89,35 @@ class RenderSettings:
             options[method.app_weights_key] = self.weights_dir.strip()
         return options
 
-    def options(self, max_size: int = 2048, max_frames: int | None = None) -> AnimateOptions:
+    def options(self, max_size: int = 2048, max_frames: int | None = None, speech: str | None = None) -> AnimateOptions:
+        """The pipeline's options; ``speech`` (a recording) drives the motion with the folder's speech model."""
         return AnimateOptions(engine=self.engine, relative=self.relative, region=self.region,
                               multiplier=float(self.multiplier), concat=self.concat, controls=self.controls,
                               max_size=max_size, max_frames=max_frames, progress=True,
-                              engine_options=self.engine_options())
+                              engine_options=self.engine_options(), audio=speech,
+                              audio_weights=speech_model(self.weights_dir) if speech else None)
+
+
+def speech_model(weights_dir: str) -> str | None:
+    """The speech model in the page's weights folder, or None (the method's environment variable is used)."""
+    folder = (weights_dir or "").strip()
+    path = Path(folder) / SPEECH_MODEL if folder else None
+    return str(path) if path is not None and path.is_file() else None
+
+
+def check_speech(source: str, settings: RenderSettings) -> None:
+    """Refuse, in the page's words, what speech cannot drive: no model, absolute motion, a video source."""
+    try:
+        speech_weights(speech_model(settings.weights_dir))
+    except WeightsError:
+        method = speech_method()
+        raise WeightsError(f"speech needs a trained speech model: put {SPEECH_MODEL} (from 'puppetry train "
+                           f"{next(iter(method.recipes), method.name)}') in the Weights folder or set "
+                           f"${method.speech_weights_env}") from None
+    if not settings.relative:
+        raise MotionError("speech drives relative motion (the change from a closed mouth); set Motion to relative")
+    if is_video_path(source):
+        raise MotionError("speech drives a still portrait; the source is a video")
 
 
 def slider_controls(eyes: float, lips: float, yaw: float, pitch: float, roll: float) -> Controls:
@@ -162,24 +189,31 @@ def render_preview(cache: PreviewCache, source: str | None, settings: RenderSett
         return animator.render(None, settings.controls)
 
 
-def run_render(source: str | None, driving: str | None, settings: RenderSettings, config: AppConfig) -> str:
-    """Animate ``source`` with ``driving`` (a file path or a built-in motion name) into a new mp4.
+def run_render(source: str | None, driving: str | None, settings: RenderSettings, config: AppConfig,
+               speech: str | None = None) -> str:
+    """Animate ``source`` with ``driving`` (a file path or a built-in motion name), or with ``speech`` (a
+    recording, which the result carries), into a new mp4.
 
     Returns the path of the result, in a folder of its own. Raises ``PuppetryError`` on bad input.
     """
     if not source:
         raise MediaError("upload a portrait first (or pick the astronaut)")
-    if not driving:
+    if speech and driving:
+        raise MediaError("give the motion by speech or by a driving file / webcam video, not both: remove one")
+    if not driving and not speech:
         raise MediaError("choose a driving video, image, template or motion")
     check_upload(source, config.max_upload_mb, "source")
-    if os.path.exists(driving):
+    if speech:
+        check_upload(speech, config.max_upload_mb, "speech")
+        check_speech(source, settings)
+    elif os.path.exists(driving):
         check_upload(driving, config.max_upload_mb, "driving file")
     root = Path(config.output_dir or tempfile.gettempdir()) / "puppetry-app"
     root.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix=time.strftime("%Y%m%d-%H%M%S-"), dir=root))
     out = folder / "animation.mp4"
     try:
-        animate(source, driving, out, settings.options(max_frames=config.max_frames))
+        animate(source, driving, out, settings.options(max_frames=config.max_frames, speech=speech or None))
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise

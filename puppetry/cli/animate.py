@@ -20,9 +20,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Animate SOURCE with DRIVING and write OUTPUT (mp4, mov, mkv, gif, png, jpg).")
     p.add_argument("-s", "--source", default="astronaut",
                    help="portrait image, or 'astronaut' (built-in, default)")
-    p.add_argument("-d", "--driving", default="demo",
+    p.add_argument("-d", "--driving",
                    help="driving video, folder of frames, image, .npz template, or a built-in motion: "
                         f"{', '.join(MOTIONS)} (default: demo)")
+    p.add_argument("-a", "--audio",
+                   help="speech that drives the portrait instead of -d (wav, mp3, m4a, or a video's sound); "
+                        "the output carries it and lasts as long (needs --audio-weights)")
+    p.add_argument("--audio-weights",
+                   help="speech model, RUN/audio2motion.pt from 'puppetry train audio2motion' "
+                        "(default: $PUPPETRY_AUDIO_WEIGHTS)")
+    p.add_argument("--seed", type=int, default=0, help="draws the blinks and head sway of -a (default 0)")
     p.add_argument("-o", "--output", default="animation.mp4", help="output file (default: animation.mp4)")
     p.add_argument("--engine", default=DEFAULT_ENGINE, choices=engine_names(), help="animation engine")
     mode = p.add_mutually_exclusive_group()
@@ -54,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--max-size must be at least 64")
     if args.max_faces < 1:
         raise ValueError("--max-faces must be at least 1")
+    if args.audio is not None and args.driving is not None:
+        raise ValueError("give the motion by -d or by -a (speech), not both")
+    if args.audio_weights is not None and args.audio is None:
+        raise ValueError("--audio-weights is the speech model of -a; give -a speech.wav too")
     controls = Controls(eyes=args.eyes, lips=args.lips, smile=args.smile, yaw=args.yaw, pitch=args.pitch,
                         roll=args.roll)
     options = AnimateOptions(engine=args.engine, relative=args.relative, region=args.region,
@@ -61,8 +72,9 @@ def run(args: argparse.Namespace) -> int:
                              duration=args.duration, max_size=args.max_size, max_faces=args.max_faces,
                              smoothing=None if args.no_smoothing else AnimateOptions().smoothing,
                              progress=not args.quiet, max_frames=args.frames,
-                             engine_options=engine_options(args.engine, vars(args)))
-    result = animate(args.source, args.driving, args.output, options)
+                             engine_options=engine_options(args.engine, vars(args)), audio=args.audio,
+                             audio_weights=args.audio_weights, seed=args.seed)
+    result = animate(args.source, args.driving or "demo", args.output, options)
     logger.info("wrote %s: %d frames at %.4g fps, %dx%d, in %.1f s", result.output, result.frames, result.fps,
                 result.size[0], result.size[1], result.seconds)
     return 0

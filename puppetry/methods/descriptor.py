@@ -110,6 +110,11 @@ class Method:
             (``puppetry template --engine NAME``), called as ``function(driving, engine, smoothing)``.
         commands: commands of the method's own (``puppetry synthesize``): name -> ``"module:add_parser"``,
             called with the CLI's subparsers; the module should import nothing heavy at the top.
+        speech_driver: ``"module:function"`` that turns a speech recording into driving frames
+            (``puppetry animate -a``), called as ``function(audio_path, weights, fps, controls, seed)`` and
+            returning ``(frames, num_frames)``; None for a method that does not listen.
+        speech_weights_env: the environment variable naming the speech model's weights when
+            ``--audio-weights`` is not given.
     """
 
     name: str
@@ -127,6 +132,8 @@ class Method:
     app_weights_key: str | None = None
     template_recorder: str | None = None
     commands: dict[str, str] = field(default_factory=dict)
+    speech_driver: str | None = None
+    speech_weights_env: str | None = None
 
     def __post_init__(self) -> None:
         if (self.engine is None) != (self.config is None):

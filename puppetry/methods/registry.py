@@ -29,6 +29,7 @@ METHOD_PACKAGES: tuple[str, ...] = (
     "perturbed_masks",
     "puppeteergan",
     "fdgan",
+    "audio2motion",
 )
 
 DEFAULT_ENGINE = "warp"
@@ -150,3 +151,12 @@ def get_recipe(name: str) -> "type[Recipe]":
         if method.name == name and method.not_trainable:
             raise PuppetryError(f"cannot train '{name}': {method.not_trainable}")
     raise PuppetryError(f"unknown method '{name}'; trainable methods: {', '.join(recipe_names())}")
+
+
+# ------------------------------------------------------------------------------------------------ speech
+def speech_method() -> Method:
+    """The method that turns speech into motion (``puppetry animate -a``; one-line error when none is)."""
+    for method in methods():
+        if method.speech_driver is not None:
+            return method
+    raise PuppetryError("no registered method turns speech into motion")

@@ -24,6 +24,7 @@ from puppetry.motion.tracker import MotionTracker
 from puppetry.motion.transfer import TransferOptions
 from puppetry.methods.registry import DEFAULT_ENGINE, create_engine, engines_that, needs_landmarks
 from puppetry.pipeline.driving import open_driving
+from puppetry.pipeline.speech import open_speech
 from puppetry.pipeline.frame_sink import AnimationResult, FrameSink, output_kind
 from puppetry.pipeline.source import find_source_faces, load_source_image
 from puppetry.pipeline.video_source import animate_video_source
@@ -49,6 +50,10 @@ class AnimateOptions:
         progress: show a progress bar for work longer than a second.
         max_frames: stop after this many driving frames (None: all).
         engine_options: extra keyword arguments for the engine's config.
+        audio: a speech recording that drives the motion instead of ``driving`` (wav, mp3, m4a or a video's
+            soundtrack); it becomes the output's soundtrack, and the output lasts as long as it.
+        audio_weights: the speech model (``puppetry train audio2motion``); None reads the environment.
+        seed: draws the generated blinks and head sway of speech-driven motion.
     """
 
     engine: str = DEFAULT_ENGINE
@@ -65,6 +70,9 @@ class AnimateOptions:
     progress: bool = True
     max_frames: int | None = None
     engine_options: dict = field(default_factory=dict)
+    audio: str | None = None
+    audio_weights: str | None = None
+    seed: int = 0
 
     def transfer(self) -> TransferOptions:
         return TransferOptions(relative=self.relative, region=self.region, multiplier=self.multiplier)
@@ -96,7 +104,8 @@ def animate(source: str | os.PathLike | np.ndarray = "astronaut", driving: str |
     Args:
         source: image path, ``"astronaut"``, an RGB array, or a video (portrait video editing, for
             engines that support it: each source frame is driven by the driving frame of the same index).
-        driving: video, folder of frames, image, ``.npz`` template, or built-in motion name.
+        driving: video, folder of frames, image, ``.npz`` template, or built-in motion name (unused when
+            ``options.audio`` is set).
         output: where to write (mp4/mov/mkv/gif/png/jpg); None returns the frames in the result.
         options: see :class:`AnimateOptions`.
     Returns:
@@ -106,18 +115,32 @@ def animate(source: str | os.PathLike | np.ndarray = "astronaut", driving: str |
     start = time.perf_counter()
     out_path = os.fspath(output) if output is not None else None
     output_kind(out_path)
+    if options.audio is not None and not options.relative:
+        raise MotionError("speech drives relative motion (the change from a closed mouth); drop --absolute")
     if isinstance(source, (str, os.PathLike)) and is_video_path(source):
+        if options.audio is not None:
+            raise MotionError(f"-a drives a still portrait; '{source}' is a video")
         return animate_video_source(os.fspath(source), driving, out_path, options)
     image, name = load_source_image(source, options.max_size)
     engine = create_engine(options.engine, options.transfer(), **options.engine_options)   # weights errors first
+    speech = None
+    if options.audio is not None:                   # bad audio or a missing speech model: before any work
+        if not needs_landmarks(options.engine):
+            raise MotionError(f"--engine {options.engine} animates from the driving frames' pixels; speech drives "
+                              "engines that take landmark motion")
+        speech = open_speech(options.audio, options.audio_weights, options.controls, options.fps, options.seed,
+                             options.max_frames)
     faces = source_faces(image, name, options)
     t = time.perf_counter()
     state = engine.prepare(faces)
     prepare_s = time.perf_counter() - t
     track = bool(faces.landmarks)
-    stream = open_driving(driving, options.controls, options.fps, options.duration, options.smoothing,
-                          keep_pixels=True, source_pose=decompose(faces.landmarks[0]) if track else None,
-                          max_frames=options.max_frames, track=track)
+    if speech is not None:
+        stream = speech
+    else:
+        stream = open_driving(driving, options.controls, options.fps, options.duration, options.smoothing,
+                              keep_pixels=True, source_pose=decompose(faces.landmarks[0]) if track else None,
+                              max_frames=options.max_frames, track=track)
     if not track and stream.kind not in ("video", "image"):
         raise MotionError(f"--engine {options.engine} animates from the driving frames' pixels: give a driving "
                           f"video, frame folder or image, not '{stream.name}' (a {stream.kind})")
