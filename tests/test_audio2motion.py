@@ -133,6 +133,18 @@ def test_blinks_and_sway_are_generated_from_the_seed():
 
 
 # ---------------------------------------------------------------------------------------------- training
+def test_window_correlation_scores_timing_not_level():
+    from puppetry.methods.audio2motion.recipe import window_correlation
+
+    t = torch.linspace(0, 6.28, 50)
+    real = torch.stack([0.3 + 0.2 * torch.sin(t), torch.full_like(t, 0.4)])        # the second mouth is still
+    mask = torch.ones(2, 50)
+    assert window_correlation(3 * real + 1, real, mask).item() == pytest.approx(1.0, abs=1e-5)
+    assert window_correlation(-real, real, mask).item() == pytest.approx(-1.0, abs=1e-5)
+    mask[0, 25:] = 0                                                              # only the first half counts
+    assert window_correlation(torch.where(mask > 0, real, 5.0), real, mask).item() == pytest.approx(1.0, abs=1e-5)
+
+
 def test_training_lowers_the_loss_and_reports_the_held_out_speaker(speech_weights):
     run = speech_weights.parent
     rows = [r for r in read_metrics(run) if "lip_l1" in r]

@@ -77,12 +77,15 @@ class SpeechData:
 
 @dataclass
 class SpeechLosses:
-    """Weights of the L1 losses: lip-open first, then the mouth's shape, then lip-open's frame-to-frame
-    change (sharper syllables)."""
+    """Weights of the losses: L1 on lip-open first, then on the mouth's shape, then on lip-open's
+    frame-to-frame change (sharper syllables); ``correlation_weight`` weighs ``1 - r``, the Pearson
+    correlation of predicted and tracked lip-open within each window (the timing of the mouth, whatever
+    its speaker's range; windows where the mouth hardly moves are left out)."""
 
     lip_weight: float = 1.0
     shape_weight: float = 10.0
     velocity_weight: float = 2.0
+    correlation_weight: float = 0.0
 
 
 @dataclass

@@ -93,10 +93,12 @@ class Audio2MotionRecipe(Recipe):
         pair = mask[:, 1:] * mask[:, :-1]
         vel = (((lips[:, 1:] - lips[:, :-1]) - (lips_t[:, 1:] - lips_t[:, :-1])).abs() * pair).sum() \
             / pair.sum().clamp(min=1)
+        corr = window_correlation(lips, lips_t, mask)
         w = self.config.losses
-        loss = w.lip_weight * lip + w.shape_weight * shp + w.velocity_weight * vel
+        loss = w.lip_weight * lip + w.shape_weight * shp + w.velocity_weight * vel + w.correlation_weight * (1 - corr)
         self.trainer.optimize(loss, "net")
-        return {"loss": loss.item(), "lip_l1": lip.item(), "shape_l1": shp.item(), "velocity_l1": vel.item()}
+        return {"loss": loss.item(), "lip_l1": lip.item(), "shape_l1": shp.item(), "velocity_l1": vel.item(),
+                "lip_r": corr.item()}
 
     # --------------------------------------------------------------------------------- samples, export
     def _predict(self, clip: SpeechClip) -> np.ndarray:
@@ -143,6 +145,19 @@ class Audio2MotionRecipe(Recipe):
                     "(baseline %.1f)", split, report["model"]["r"], report["baseline"]["r"],
                     report["model"]["abs_offset"], report["baseline"]["abs_offset"])
         return report
+
+
+def window_correlation(predicted: torch.Tensor, real: torch.Tensor, mask: torch.Tensor,
+                       min_std: float = 0.02) -> torch.Tensor:
+    """Mean Pearson correlation of ``B x F`` predicted and real lip-open over each window's frames
+    (``mask``), over the windows whose real lip-open deviates by at least ``min_std`` (0 when none does)."""
+    frames = mask.sum(1).clamp(min=1)
+    centred = [(x - (x * mask).sum(1, keepdim=True) / frames[:, None]) * mask for x in (predicted, real)]
+    cov = (centred[0] * centred[1]).sum(1)
+    std_p, std_r = (((c * c).sum(1) / frames).sqrt() for c in centred)
+    r = cov / frames / (std_p * std_r).clamp(min=1e-6)
+    moving = (std_r >= min_std).float()
+    return (r * moving).sum() / moving.sum().clamp(min=1)
 
 
 def _plot(clip: SpeechClip, predicted: np.ndarray, width: int = 640, height: int = 110) -> np.ndarray:
