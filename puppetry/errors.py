@@ -24,3 +24,10 @@ class MotionError(PuppetryError):
 
 class WeightsError(PuppetryError):
     """Weights an engine needs are missing or do not match."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception's message, or its class name when it has none (for one-line
+    errors that quote a library's message)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

@@ -8,7 +8,9 @@ left half-written. ``--debug`` shows tracebacks.
 from __future__ import annotations
 
 import argparse
+import linecache
 import logging
+import os
 import sys
 
 from puppetry.cli import animate as animate_cmd
@@ -46,6 +48,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+PACKAGE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "")
+
+
+def raised_by_puppetry(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised by a ``raise`` statement of puppetry's own code (or by argparse), not by a
+    library underneath: a ValueError we raise is a message for the user, one from numpy or PyAV (or a numpy
+    operation failing on a line of ours) is a bug that reached the surface."""
+    tb = exc.__traceback__
+    last = None
+    while tb is not None:
+        last, tb = tb, tb.tb_next
+    if last is None:
+        return True
+    filename = last.tb_frame.f_code.co_filename
+    if filename.endswith("argparse.py"):
+        return True
+    # ours: a ``raise`` statement in puppetry's code; an expression that failed in numpy's C code stops there too
+    return filename.startswith(PACKAGE_DIR) and linecache.getline(filename, last.tb_lineno).lstrip().startswith("raise")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -65,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:            # bad option values that reached the library
         if args.debug:
             raise
+        if not raised_by_puppetry(exc):   # numpy, PyAV, a codec...: a case our code did not foresee
+            print(f"puppetry: error: unexpected {type(exc).__name__}: {exc} (rerun with --debug for details)",
+                  file=sys.stderr)
+            return 1
         print(f"puppetry: error: {exc}", file=sys.stderr)
         return 2
     except MemoryError:

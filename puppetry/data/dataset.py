@@ -27,7 +27,7 @@ import numpy as np
 
 from puppetry.data.format import (SHARDS_DIR, TMP_MARK, decode_jpeg, decode_npz, decode_png, next_header,
                                   read_dataset_header, read_header, read_member)
-from puppetry.errors import MediaError
+from puppetry.errors import MediaError, first_line
 
 if TYPE_CHECKING:
     from puppetry.media.audio import Audio
@@ -70,7 +70,7 @@ def _read_sidecar(path: Path) -> dict[str, Any]:
     try:
         sidecar = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise MediaError(f"cannot read shard sidecar '{path}': {str(exc).splitlines()[0]}") from None
+        raise MediaError(f"cannot read shard sidecar '{path}': {first_line(exc)}") from None
     if not isinstance(sidecar, dict) or not isinstance(sidecar.get("clips"), list):
         raise MediaError(f"'{path}' is not a shard sidecar")
     return sidecar
@@ -164,7 +164,7 @@ class PreparedDataset:
         info, entry = self._entry(clip_id)
         with self._open(info) as f:
             _, data, _ = read_member(f, int(entry["landmarks_offset"]))
-        return decode_npz(data)
+        return decode_npz(data, f"'{info.shard}' (clip {clip_id})")
 
     def audio(self, clip_id: str) -> "Audio | None":
         """The clip's soundtrack (mono, ``meta['audio_rate']`` Hz, sample 0 at the start of its first frame,
@@ -176,7 +176,9 @@ class PreparedDataset:
             return None
         with self._open(info) as f:
             _, data, _ = read_member(f, int(entry["audio_offset"]))
-        samples = decode_npz(data)["samples"]
+        samples = decode_npz(data, f"'{info.shard}' (clip {clip_id})").get("samples")
+        if samples is None or samples.ndim != 1:
+            raise MediaError(f"damaged shard '{info.shard}' (clip {clip_id}): its audio has no samples")
         return Audio(samples.astype(np.float32) / 32767.0, int(entry["audio_rate"]))
 
     def _stream(self, clip_id: str, group: str) -> Iterator[bytes]:

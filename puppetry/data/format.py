@@ -29,13 +29,15 @@ import re
 import tarfile
 import time
 import uuid
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any, Iterable
 
 import cv2
 import numpy as np
 
-from puppetry.errors import MediaError
+from puppetry.errors import MediaError, first_line
 
 FORMAT_NAME = "puppetry-dataset"
 FORMAT_VERSION = 1
@@ -149,9 +151,18 @@ def encode_npz(arrays: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
-def decode_npz(data: bytes) -> dict[str, np.ndarray]:
-    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-        return {name: npz[name] for name in npz.files}
+def decode_npz(data: bytes, where: str = "a shard") -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` member, all read now (a damaged one is found here, not later).
+
+    Raises:
+        MediaError: the member is not a readable npz (bad zip, bad CRC, bad array header), naming ``where``.
+    """
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            return {name: npz[name] for name in npz.files}
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, KeyError, ValueError) as exc:
+        reason = first_line(exc)[:120] if str(exc) else type(exc).__name__
+        raise MediaError(f"damaged shard {where}: a stored array is unreadable ({reason})") from None
 
 
 def dataset_header(size: int, options: dict[str, Any]) -> dict[str, Any]:
@@ -171,7 +182,7 @@ def read_dataset_header(root: Path) -> dict[str, Any]:
         raise MediaError(f"'{root}' is not a prepared dataset (no {DATASET_FILE}); "
                          "make one with puppetry prepare") from None
     except (OSError, ValueError) as exc:
-        raise MediaError(f"cannot read '{path}': {str(exc).splitlines()[0]}") from None
+        raise MediaError(f"cannot read '{path}': {first_line(exc)}") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
         raise MediaError(f"'{path}' is not a puppetry dataset header")
     if header.get("version") != FORMAT_VERSION:

@@ -35,7 +35,7 @@ import numpy as np
 from puppetry.data import format as fmt
 from puppetry.data.tracking import ClipPlan, TrackingConfig, frame_signature, longest_track, plan_clips, scene_cuts
 from puppetry.data.whole_frames import SQUARE_MODES, crop_square, prepare_whole_video
-from puppetry.errors import MediaError, PuppetryError
+from puppetry.errors import MediaError, PuppetryError, first_line
 from puppetry.face.dlib68 import Dlib68, dlib_box_from_landmarks
 from puppetry.face.landmarks import DetectorConfig, FaceMeshDetector
 from puppetry.face.parsing import PersonSegmenter, face_parsing
@@ -246,10 +246,10 @@ class VideoPreparer:
         except OutputError:
             raise
         except (_Skip, PuppetryError) as exc:
-            record.update(status="skipped", reason=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            record.update(status="skipped", reason=first_line(exc))
         except Exception as exc:  # noqa: BLE001 - one bad video must not stop the others
             logger.debug("unexpected failure on %s", source.path, exc_info=True)
-            text = str(exc).splitlines()[0] if str(exc) else ""
+            text = first_line(exc) if str(exc) else ""
             record.update(status="skipped", reason=f"unexpected {type(exc).__name__}: {text}".rstrip(": "))
         record["seconds"] = round(time.perf_counter() - start, 3)
         return record

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from puppetry.errors import WeightsError
+from puppetry.errors import WeightsError, first_line
 
 
 def find_weights(given: str | None, weights_dir: str | None, filename: str, env: str, engine: str, flag: str,
@@ -53,4 +53,4 @@ def read_settings(cls: type, payload: dict, key: str, flag: str, path: str | os.
     try:
         return from_dict(cls, payload[key], key)
     except Exception as exc:  # noqa: BLE001 - any failure here is the file's
-        raise WeightsError(f"{flag}: '{path}' has unreadable model settings: {str(exc).splitlines()[0]}") from None
+        raise WeightsError(f"{flag}: '{path}' has unreadable model settings: {first_line(exc)}") from None

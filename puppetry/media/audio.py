@@ -96,7 +96,16 @@ def read_audio(path: str | os.PathLike, rate: int = DEFAULT_RATE, max_seconds: f
                 for frame in frames:
                     if start is None and frame.pts is not None:
                         start = float(frame.pts * frame.time_base) - origin
-                    for out in resampler.resample(frame):
+                    try:
+                        outs = resampler.resample(frame)
+                    except ValueError:              # the stream changed rate or layout (or a damaged frame
+                        outs = [*resampler.resample(None)]   # says so): a new resampler from here on
+                        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+                        try:
+                            outs += resampler.resample(frame)
+                        except ValueError:
+                            skipped += 1
+                    for out in outs:
                         chunks.append(out.to_ndarray().reshape(-1))
                         total += chunks[-1].size
                 if limit is not None and total >= limit:

@@ -156,7 +156,12 @@ class _AudioTrack:
                 frame = _first_samples(frame, keep)
             frame.pts = round(start * frame.sample_rate)
             frame.time_base = Fraction(1, frame.sample_rate)
-            self.output.mux(self.stream.encode(frame))
+            try:
+                packets = self.stream.encode(frame)
+            except ValueError:      # a damaged frame with another rate or layout than the stream's first
+                self._skipped += 1
+                continue
+            self.output.mux(packets)
 
     def finish(self, end_seconds: float) -> None:
         """Mux what is left up to ``end_seconds`` (the end of the video) and flush the encoder."""

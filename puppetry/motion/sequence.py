@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,7 +108,7 @@ class MotionSequence:
             raise
         except KeyError:
             raise MotionError(f"'{path}' is not a puppetry motion template (arrays are missing)") from None
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        except (OSError, ValueError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
             raise MotionError(f"cannot read motion template '{path}': {exc}") from None
         n = len(seq.scale)
         arrays = (seq.expression, seq.rotation, seq.scale, seq.center)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from puppetry.errors import WeightsError
+from puppetry.errors import WeightsError, first_line
 
 MAX_FILE_BYTES = 2 * 1024 ** 3
 
@@ -33,7 +33,7 @@ def read_state_dict(path: Path, what: str = "checkpoint", max_bytes: int = MAX_F
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt or hostile files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise WeightsError(f"cannot read {what} '{path}': {first[:200]}") from None
     if not isinstance(obj, dict):
         raise WeightsError(f"{what} '{path}' is not a state dict (it holds a {type(obj).__name__})")

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from puppetry.errors import WeightsError
+from puppetry.errors import WeightsError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,8 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:           # truncated, not a torch file, or holds objects
-        raise WeightsError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0][:200]}") from None
+        reason = first_line(exc)[:200]
+        raise WeightsError(f"cannot read checkpoint {path}: {reason}") from None
 
 
 def step_name(stage: str, step: int) -> str:

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from puppetry.errors import PuppetryError
+from puppetry.errors import PuppetryError, first_line
 
 T = TypeVar("T")
 
@@ -152,9 +152,13 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
         try:
-            loaded = yaml.safe_load(path.read_text()) or {}
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path} is not a YAML config: it is not UTF-8 text") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read config {path}: {exc.strerror or first_line(exc)}") from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+            raise ConfigError(f"{path} is not valid YAML: {first_line(exc)}") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path} must hold a mapping of sections")
         data = _merge(data, loaded)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from puppetry.engines.weights import read_settings, read_weights
-from puppetry.errors import WeightsError
+from puppetry.errors import WeightsError, first_line
 from puppetry.media.audio import Audio
 from puppetry.methods.audio2motion.config import SpeechModel
 from puppetry.methods.audio2motion.features import frame_rows, speech_features
@@ -48,7 +48,7 @@ def load_speech_model(path: str | os.PathLike) -> SpeechModelFile:
         neutral = np.asarray(payload["neutral"], np.float32)
         statistics = {k: float(v) for k, v in dict(payload["statistics"]).items()}
     except Exception as exc:  # noqa: BLE001 - any failure here is the file's
-        raise WeightsError(f"{FLAG}: '{path}' does not fit the speech model: {str(exc).splitlines()[0][:160]}") from None
+        raise WeightsError(f"{FLAG}: '{path}' does not fit the speech model: {first_line(exc)[:160]}") from None
     if neutral.shape != (478, 3) or not np.isfinite(neutral).all():
         raise WeightsError(f"{FLAG}: '{path}' holds a damaged neutral face")
     return SpeechModelFile(net.eval(), neutral, statistics)

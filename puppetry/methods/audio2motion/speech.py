@@ -96,7 +96,7 @@ def speech_gate(level: np.ndarray, fps: float) -> np.ndarray:
     threshold = max(speech - 35.0, -65.0)
     on = (level >= threshold) & (speech > SILENCE_DBFS + 1)
     reach = max(int(round(0.06 * fps)), 1)             # short pauses between sounds stay open
-    on = np.convolve(on.astype(np.float64), np.ones(2 * reach + 1), mode="same") > 0
+    on = np.convolve(on.astype(np.float64), np.ones(2 * reach + 1))[reach:reach + len(on)] > 0   # also when shorter
     return np.clip(_smooth(on.astype(np.float64), 1.0), 0.0, 1.0)
 
 

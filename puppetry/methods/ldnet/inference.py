@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from puppetry.errors import WeightsError
+from puppetry.errors import WeightsError, first_line
 from puppetry.methods.ldnet import WEIGHTS_ENV as ENV_VAR
 from puppetry.methods.ldnet.config import LDNetModel
 from puppetry.methods.ldnet.landmarks import denormalize, normalize
@@ -43,7 +43,7 @@ class LDNet:
         try:
             data = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:
-            raise WeightsError(f"cannot read LD-Net weights {path}: {str(exc).splitlines()[0][:160]}") from None
+            raise WeightsError(f"cannot read LD-Net weights {path}: {first_line(exc)[:160]}") from None
         if not isinstance(data, dict) or data.get("format") != "puppetry-ldnet":
             raise WeightsError(f"{path} is not an LD-Net weights file (write one with puppetry train ldnet)")
         try:
@@ -64,7 +64,7 @@ class LDNet:
                 module.load_state_dict(data[name], strict=True)
             except RuntimeError as exc:
                 raise WeightsError(f"{path}: {name} does not match its config: "
-                                   f"{str(exc).splitlines()[0][:160]}") from None
+                                   f"{first_line(exc)[:160]}") from None
             module.to(self.device).eval()
 
     @property

@@ -23,7 +23,7 @@ from puppetry.data.whole_frames import SQUARE_MODES, square_box, square_frame, u
 from puppetry.engines.base import DrivingFrame, Engine, SourceFaces
 from puppetry.engines.device import engine_device
 from puppetry.engines.weights import find_weights
-from puppetry.errors import WeightsError
+from puppetry.errors import WeightsError, first_line
 from puppetry.methods.perturbed_masks import WEIGHTS_ENV
 from puppetry.motion.transfer import TransferOptions
 
@@ -81,7 +81,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
         perturb = from_dict(PerturbSettings, data.get("perturb", {}), "perturb")
         state = data["net"]
     except (KeyError, TypeError, ValueError, ConfigError) as exc:
-        raise WeightsError(f"--pm-weights: '{path}' is malformed: {str(exc).splitlines()[0][:160]}") from None
+        raise WeightsError(f"--pm-weights: '{path}' is malformed: {first_line(exc)[:160]}") from None
     net = build_model(model, perturb)
     if not isinstance(state, dict):
         raise WeightsError(f"--pm-weights: '{path}' is malformed: 'net' is not a state dict")

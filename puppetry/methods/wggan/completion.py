@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from puppetry.errors import WeightsError
+from puppetry.errors import WeightsError, first_line
 from puppetry.nn.weights import check_state_dict, read_state_dict
 from puppetry.training.config import ConfigError, from_dict
 from puppetry.methods.wggan.completion_config import WEIGHTS_FORMAT, HrhGanModel, TemporalSettings
@@ -305,7 +305,7 @@ def load_completer(path: str | Path, device: str | torch.device = "cpu") -> Comp
         network = CompletionNetwork(model.width, resolution)
         state = data["state_dict"]
     except (KeyError, TypeError, ValueError, ConfigError) as exc:
-        raise WeightsError(f"'{path}' is a damaged hrh-GAN weights file: {str(exc).splitlines()[0][:200]}") from None
+        raise WeightsError(f"'{path}' is a damaged hrh-GAN weights file: {first_line(exc)[:200]}") from None
     if not isinstance(state, dict):
         raise WeightsError(f"'{path}' is a damaged hrh-GAN weights file: no state dict")
     check_state_dict(state, network.state_dict(), f"'{path}'")

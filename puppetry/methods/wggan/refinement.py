@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from puppetry.errors import WeightsError
+from puppetry.errors import WeightsError, first_line
 from puppetry.nn.weights import check_state_dict, read_state_dict
 from puppetry.training.config import ConfigError, from_dict
 from puppetry.methods.wggan.displacement import PartStatistics
@@ -197,7 +197,7 @@ def load_refiner(path: str | os.PathLike, device: str | torch.device = "cpu") ->
         statistics = PartStatistics.from_dict(data["statistics"])
         state = data["refiner"]
     except (KeyError, TypeError, ValueError, ConfigError) as exc:
-        raise WeightsError(f"{path}: malformed wg-GAN weights file: {str(exc).splitlines()[0][:160]}") from None
+        raise WeightsError(f"{path}: malformed wg-GAN weights file: {first_line(exc)[:160]}") from None
     network = RefinementNetwork(tuple(model.width), model.res_blocks, model.slope)
     if not isinstance(state, dict):
         raise WeightsError(f"{path}: malformed wg-GAN weights file: 'refiner' is not a state dict")

@@ -16,7 +16,7 @@ import torch
 import yaml
 from torch import nn
 
-from puppetry.errors import WeightsError
+from puppetry.errors import WeightsError, first_line
 from puppetry.methods.liveportrait.checkpoints import (BASE_FILES, RELEASE_MODULES, RETARGETING_FILE, RETARGETING_PARTS,
                                                find_checkpoint_dir, load_release)
 from puppetry.methods.liveportrait.models import LivePortraitModels, RuntimeOptions
@@ -67,7 +67,7 @@ def load_exported(folder: str | Path, runtime: RuntimeOptions = RuntimeOptions()
             data = yaml.safe_load(cfg_file.read_text())
             model = from_dict(ModelSettings, data["model"], "model")
         except (yaml.YAMLError, KeyError, TypeError, ConfigError) as exc:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            first = first_line(exc)
             raise WeightsError(f"{cfg_file} is not a LivePortrait training config: {first}") from None
     models = LivePortraitModels(liveportrait_config(model))
     models.motion_extractor = build_motion_extractor(model)
