@@ -26,6 +26,10 @@ class WeightsError(PuppetryError):
     """Weights an engine needs are missing or do not match."""
 
 
+class Cancelled(PuppetryError):
+    """The caller asked a running job to stop (``animate(..., stop=event)``); what it wrote is removed."""
+
+
 def first_line(exc: BaseException) -> str:
     """The first non-empty line of an exception's message, or its class name when it has none (for one-line
     errors that quote a library's message)."""

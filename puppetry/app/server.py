@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 import logging
 import os
+import threading
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")      # the app never phones home
@@ -24,8 +25,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")      # the app never 
 import gradio as gr  # noqa: E402
 
 from puppetry.app.live_socket import ROUTE, LiveEndpoint, SourceTokens
+from puppetry.app.render_jobs import RenderJobs, RenderStopped
 from puppetry.app.sessions import (ASTRONAUT, LIVE_ENGINE, SPEECH_MODEL, AppConfig, PreviewCache, RenderSettings,
-                                   message, render_preview, run_render, slider_controls)
+                                   message, remove_result, render_preview, run_render, slider_controls)
 from puppetry.methods.registry import DEFAULT_ENGINE, app_switches, engine_names, methods, speech_method
 from puppetry.motion.procedural import MOTIONS
 from puppetry.motion.regions import REGIONS
@@ -71,7 +73,8 @@ def _settings(engine, mode, region, multiplier, concat, weights_dir, apply_contr
 
 
 def run_page(config: AppConfig, source: str | None, driving_file: str | None, webcam_video: str | None,
-             motion: str | None, speech: str | None, *options) -> tuple[str | None, str]:
+             motion: str | None, speech: str | None, *options, stop: threading.Event | None = None
+             ) -> tuple[str | None, str]:
     """What **Run** does with the page's values: (the result video or None, the status line).
 
     Speech replaces the built-in motion; a driving file or webcam video given with it is refused.
@@ -79,15 +82,40 @@ def run_page(config: AppConfig, source: str | None, driving_file: str | None, we
     recorded = driving_file or webcam_video
     driving = recorded if speech else recorded or (motion if motion and motion != NO_MOTION else None)
     try:
-        return run_render(source, driving, _settings(*options), config, speech=speech or None), "Done."
+        return run_render(source, driving, _settings(*options), config, speech=speech or None, stop=stop), "Done."
     except Exception as exc:                        # shown on the page; the app keeps serving
         return None, f"**Error:** {message(exc, [source, driving, speech])}"
 
 
+def webcam_recorder(**kwargs) -> gr.Video:
+    """The webcam recorder for the driving video, whose recording reaches the render as uploaded.
+
+    Gradio's ``Video`` mirrors and mutes a webcam recording with the ``ffmpeg`` program before the render
+    sees it: without that program (the app needs none otherwise: PyAV reads and writes the media) every
+    recording failed with "Executable 'ffmpeg' not found", and a recording that is not a video gave an
+    ffmpeg error instead of the status line. This one is not mirrored (as the live mode's webcam, so both
+    drive the source alike) and records no sound, so there is nothing to convert: its ``preprocess`` hands
+    the upload on (a subclass would make Gradio write a ``.pyi`` stub beside this module).
+    """
+    video = gr.Video(sources=["webcam"], webcam_options=gr.WebcamOptions(mirror=False), include_audio=False,
+                     **kwargs)
+
+    def recording(payload) -> str | None:
+        return None if payload is None or not payload.video.path else str(payload.video.path)
+
+    video.preprocess = recording                    # type: ignore[method-assign]
+    return video
+
+
 def build_app(config: AppConfig = AppConfig(), tokens: SourceTokens | None = None) -> gr.Blocks:
-    """The page (not yet launched); ``tokens`` names sources for the live socket."""
+    """The page (not yet launched); ``tokens`` names sources for the live socket.
+
+    Each Run renders in a thread of its own (:class:`~puppetry.app.render_jobs.RenderJobs`) that stops when
+    the request is cancelled or its page closes, and leaves nothing behind.
+    """
     cache = PreviewCache(max_size=config.preview_size)
     tokens = tokens if tokens is not None else SourceTokens()
+    jobs = RenderJobs()
 
     def on_source(path):
         return path, "" if path else "Upload a portrait or pick the astronaut.", _token_html(tokens.issue(path))
@@ -103,9 +131,19 @@ def build_app(config: AppConfig = AppConfig(), tokens: SourceTokens | None = Non
         except Exception as exc:                    # shown on the page; the app keeps serving
             return None, f"**Error:** {message(exc, [source])}"
 
-    def on_run(source, driving_file, webcam_video, motion, speech, *options,
-               progress=gr.Progress(track_tqdm=True)):
-        return run_page(config, source, driving_file, webcam_video, motion, speech, *options)
+    async def on_run(request: gr.Request, source, driving_file, webcam_video, motion, speech, *options,
+                     progress=gr.Progress(track_tqdm=True)):
+        def work(stop: threading.Event) -> tuple[str | None, str]:
+            return run_page(config, source, driving_file, webcam_video, motion, speech, *options, stop=stop)
+
+        try:
+            return await jobs.run(getattr(request, "session_hash", None), work,
+                                  discard=lambda result: remove_result(result[0]))
+        except RenderStopped as exc:
+            return None, f"**Error:** {message(exc)}"
+
+    def on_unload(request: gr.Request) -> None:
+        jobs.stop(getattr(request, "session_hash", None), "the page was closed")
 
     with gr.Blocks(title="puppetry", head=f"<script>{LIVE_JS}</script>") as app:
         gr.Markdown("# puppetry\n" + INTRO)
@@ -121,8 +159,8 @@ def build_app(config: AppConfig = AppConfig(), tokens: SourceTokens | None = Non
                 with gr.Column():
                     driving_file = gr.File(label="Driving video, image or motion template (.npz, .pkl)",
                                            file_types=["image", "video", ".npz", ".pkl"], elem_id="driving")
-                    webcam_video = gr.Video(label="...or record the driving video with the webcam",
-                                            sources=["webcam"], elem_id="driving-webcam")
+                    webcam_video = webcam_recorder(label="...or record the driving video with the webcam",
+                                                   elem_id="driving-webcam")
                     motion = gr.Dropdown([NO_MOTION] + list(MOTIONS), value="demo", elem_id="motion",
                                          label="...or a built-in motion (used when no driving file is given)")
                     # format=None: the recording reaches the render as uploaded (no converted copy to clean up)
@@ -174,6 +212,7 @@ def build_app(config: AppConfig = AppConfig(), tokens: SourceTokens | None = Non
         options = [engine, mode, region, multiplier, concat, weights_dir, apply_controls, *sliders, *switches]
         run.click(on_run, [source, driving_file, webcam_video, motion, speech, *options], [result, status])
         app.load(on_preview, preview_inputs, [preview, status], **in_order)
+        app.unload(on_unload)
     app.queue(default_concurrency_limit=config.concurrency, max_size=config.queue_size)
     return app
 

@@ -11,6 +11,7 @@ owns its own :class:`~puppetry.pipeline.animate.Animator`.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -134,8 +135,8 @@ def check_upload(path: str | None, max_mb: int, what: str) -> None:
     if not os.path.isfile(path):
         raise MediaError(f"the {what} upload is missing; upload it again")
     size = os.path.getsize(path) / 2**20
-    if size > max_mb:
-        raise MediaError(f"the {what} is {size:.0f} MB; the limit is {max_mb} MB")
+    if size > max_mb:                               # rounded up: 1.04 MB must not read "1 MB; the limit is 1 MB"
+        raise MediaError(f"the {what} is {math.ceil(size * 10) / 10:g} MB; the limit is {max_mb} MB")
 
 
 class PreviewCache:
@@ -190,11 +191,12 @@ def render_preview(cache: PreviewCache, source: str | None, settings: RenderSett
 
 
 def run_render(source: str | None, driving: str | None, settings: RenderSettings, config: AppConfig,
-               speech: str | None = None) -> str:
+               speech: str | None = None, stop: threading.Event | None = None) -> str:
     """Animate ``source`` with ``driving`` (a file path or a built-in motion name), or with ``speech`` (a
     recording, which the result carries), into a new mp4.
 
-    Returns the path of the result, in a folder of its own. Raises ``PuppetryError`` on bad input.
+    Returns the path of the result, in a folder of its own. Raises ``PuppetryError`` on bad input, and
+    :class:`~puppetry.errors.Cancelled` when ``stop`` is set before the render ends (its folder is removed).
     """
     if not source:
         raise MediaError("upload a portrait first (or pick the astronaut)")
@@ -213,11 +215,17 @@ def run_render(source: str | None, driving: str | None, settings: RenderSettings
     folder = Path(tempfile.mkdtemp(prefix=time.strftime("%Y%m%d-%H%M%S-"), dir=root))
     out = folder / "animation.mp4"
     try:
-        animate(source, driving, out, settings.options(max_frames=config.max_frames, speech=speech or None))
+        animate(source, driving, out, settings.options(max_frames=config.max_frames, speech=speech or None), stop=stop)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
     return str(out)
+
+
+def remove_result(path: str | None) -> None:
+    """Delete a result of :func:`run_render` that nobody will fetch (its whole folder)."""
+    if path:
+        shutil.rmtree(Path(path).parent, ignore_errors=True)
 
 
 class LiveSession:

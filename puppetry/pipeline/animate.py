@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
@@ -25,6 +26,7 @@ from puppetry.motion.transfer import TransferOptions
 from puppetry.methods.registry import DEFAULT_ENGINE, create_engine, engines_that, needs_landmarks
 from puppetry.pipeline.driving import open_driving
 from puppetry.pipeline.speech import open_speech
+from puppetry.pipeline.stop import check_stop
 from puppetry.pipeline.frame_sink import AnimationResult, FrameSink, output_kind
 from puppetry.pipeline.source import find_source_faces, load_source_image
 from puppetry.pipeline.video_source import animate_video_source
@@ -98,7 +100,8 @@ def source_faces(image: np.ndarray, name: str, options: AnimateOptions) -> Sourc
 
 
 def animate(source: str | os.PathLike | np.ndarray = "astronaut", driving: str | os.PathLike = "demo",
-            output: str | os.PathLike | None = None, options: AnimateOptions | None = None) -> AnimationResult:
+            output: str | os.PathLike | None = None, options: AnimateOptions | None = None,
+            stop: threading.Event | None = None) -> AnimationResult:
     """Animate ``source`` with ``driving``.
 
     Args:
@@ -108,6 +111,8 @@ def animate(source: str | os.PathLike | np.ndarray = "astronaut", driving: str |
             ``options.audio`` is set).
         output: where to write (mp4/mov/mkv/gif/png/jpg); None returns the frames in the result.
         options: see :class:`AnimateOptions`.
+        stop: set it (from another thread) to stop the animation before its next frame: it raises
+            :class:`~puppetry.errors.Cancelled` and writes nothing (the web app's cancelled renders).
     Returns:
         An :class:`AnimationResult`. Nothing is written unless the whole animation succeeds.
     """
@@ -120,7 +125,7 @@ def animate(source: str | os.PathLike | np.ndarray = "astronaut", driving: str |
     if isinstance(source, (str, os.PathLike)) and is_video_path(source):
         if options.audio is not None:
             raise MotionError(f"-a drives a still portrait; '{source}' is a video")
-        return animate_video_source(os.fspath(source), driving, out_path, options)
+        return animate_video_source(os.fspath(source), driving, out_path, options, stop)
     image, name = load_source_image(source, options.max_size)
     engine = create_engine(options.engine, options.transfer(), **options.engine_options)   # weights errors first
     speech = None
@@ -158,6 +163,7 @@ def animate(source: str | os.PathLike | np.ndarray = "astronaut", driving: str |
                          "write a video (.mp4 or .gif) instead")
     with sink:
         for batch in _batches(stream, engine.batch_size):
+            check_stop(stop)
             for frame, result in zip(batch, engine.render_batch(state, batch)):
                 sink.write(result, driving=frame.image, source=image)
     if stream.stats.lost:

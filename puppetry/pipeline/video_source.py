@@ -11,6 +11,7 @@ is found are written unchanged.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Iterator
 
@@ -23,6 +24,7 @@ from puppetry.face.smoothing import FaceMotionFilter
 from puppetry.media.image import IMAGE_EXTENSIONS
 from puppetry.media.video import VideoReader, probe_video
 from puppetry.methods.registry import create_engine, engines_that
+from puppetry.pipeline.stop import check_stop
 from puppetry.pipeline.driving import open_driving
 from puppetry.pipeline.frame_sink import AnimationResult, FrameSink, output_kind
 
@@ -46,7 +48,8 @@ def _with_lookahead(frames: Iterator[DrivingFrame], repeat_last: bool) -> Iterat
     yield previous
 
 
-def animate_video_source(source: str, driving, output: str | None, options) -> AnimationResult:
+def animate_video_source(source: str, driving, output: str | None, options,
+                         stop: threading.Event | None = None) -> AnimationResult:
     """Edit the face of source video ``source`` (see the module docstring).
 
     Args:
@@ -54,6 +57,7 @@ def animate_video_source(source: str, driving, output: str | None, options) -> A
         driving: as for :func:`~puppetry.pipeline.animate.animate`.
         output: a video path, or None to return the frames in the result.
         options: an :class:`~puppetry.pipeline.animate.AnimateOptions`.
+        stop: as for :func:`~puppetry.pipeline.animate.animate`.
     """
     start = time.perf_counter()
     if output_kind(output) in IMAGE_EXTENSIONS:
@@ -76,6 +80,7 @@ def animate_video_source(source: str, driving, output: str | None, options) -> A
     with sink, VideoReader(source, max_frames=options.max_frames) as reader, \
             FaceMeshDetector("video", DetectorConfig(max_faces=1)) as detector:
         for src, frame in zip(reader, frames):
+            check_stop(stop)
             faces = detector.detect(src)
             if faces:
                 found_any = True
