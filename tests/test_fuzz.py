@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 import zipfile
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -183,3 +184,52 @@ def test_audio_that_changes_rate_midway_is_read(tmp_path):
             w.write(np.zeros((64, 64, 3), np.uint8))
     with av.open(str(out)) as c:
         assert c.streams.audio
+
+
+def test_a_video_whose_codec_tag_is_gone_is_one_line(tmp_path, data):
+    """A zeroed block over an mp4's sample description left the stream without a codec context; the new
+    header check (frame size) then read ``None.width``."""
+    from puppetry.errors import MediaError
+    from puppetry.media.video import VideoReader
+    from puppetry.media.writer import VideoWriter
+
+    clean = tmp_path / "clean.mp4"
+    with VideoWriter(clean, fps=25) as w:
+        for _ in range(5):
+            w.write(np.full((64, 64, 3), 128, np.uint8))
+    damaged = tmp_path / "damaged.mp4"
+    raw = clean.read_bytes()
+    at = raw.index(b"avc1")
+    damaged.write_bytes(raw[:at - 4] + bytes(64) + raw[at + 60:])          # the stsd entry's size, tag and more
+    with pytest.raises(MediaError, match="cannot read video"):
+        with VideoReader(damaged) as reader:
+            list(reader)
+
+
+def test_audio_that_claims_to_start_hours_late_is_one_line(tmp_path):
+    """An audio start time patched to hours after the video asked for hours of silence in memory."""
+    import av
+
+    from puppetry.errors import MediaError
+    from puppetry.media.audio import read_audio
+
+    path = tmp_path / "late.mkv"
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("mpeg4", rate=25)                              # every stream before any packet
+        v.width, v.height, v.pix_fmt = 64, 64, "yuv420p"
+        s = c.add_stream("pcm_s16le", rate=8000)
+        s.layout = "mono"
+        for packet in v.encode(av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="rgb24")):
+            c.mux(packet)
+        for packet in v.encode():
+            c.mux(packet)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
+        frame.sample_rate = 8000
+        frame.pts = 8000 * 3600 * 5                                        # five hours in
+        frame.time_base = Fraction(1, 8000)
+        for packet in s.encode(frame):
+            c.mux(packet)
+        for packet in s.encode():
+            c.mux(packet)
+    with pytest.raises(MediaError, match="start"):
+        read_audio(path)

@@ -262,4 +262,4 @@ def message(exc: BaseException, paths: list[str | None] = ()) -> str:
     for path in paths:
         if path and os.sep in str(path):
             text = text.replace(str(path), os.path.basename(str(path)))
-    return text.splitlines()[0] if text else type(exc).__name__
+    return (text.strip().splitlines() or [type(exc).__name__])[0]

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 import av
 import numpy as np
 
-from puppetry.errors import MediaError
+from puppetry.errors import MediaError, first_line
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_RATE = 16000
+MAX_LEAD_SECONDS = 600.0       # silence put before audio that starts late; a later start is a damaged header
 
 
 @dataclass
@@ -73,7 +74,7 @@ def read_audio(path: str | os.PathLike, rate: int = DEFAULT_RATE, max_seconds: f
         container = av.open(os.fspath(path), mode="r")
     except Exception as exc:  # noqa: BLE001 - any open failure is the file's fault
         raise MediaError(f"cannot read audio from '{path}': file is corrupt or not media "
-                         f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+                         f"({first_line(exc)})") from None
     with container:
         if not container.streams.audio:
             return None
@@ -113,11 +114,14 @@ def read_audio(path: str | os.PathLike, rate: int = DEFAULT_RATE, max_seconds: f
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray().reshape(-1))
         except av.FFmpegError as exc:
-            logger.warning("audio of '%s' ends early after a read error: %s", path, str(exc).splitlines()[0])
+            logger.warning("audio of '%s' ends early after a read error: %s", path, first_line(exc))
         if skipped:
             logger.warning("skipped %d undecodable audio packet(s) of '%s'", skipped, path)
     samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
     lead = int(round((start or 0.0) * rate))
+    if lead > MAX_LEAD_SECONDS * rate:
+        raise MediaError(f"cannot read audio from '{path}': it claims to start {lead / rate:.0f} s after the video "
+                         "(a damaged header)")
     if lead > 0:
         samples = np.concatenate([np.zeros(lead, np.float32), samples])
     elif lead < 0:

@@ -13,11 +13,12 @@ import re
 import secrets
 import warnings
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from puppetry.errors import MediaError
+from puppetry.errors import MediaError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".bmp", "
 
 MAX_IMAGE_SIDE = 8192
 MAX_IMAGE_PIXELS = 8192 * 8192
+_BAND_PIXELS = 1 << 22  # pixels converted at once (see _by_bands)
 
 # Pillow format name and save options per extension we write.
 _WRITE_FORMATS: dict[str, tuple[str, dict]] = {
@@ -56,20 +58,55 @@ def _check_size(path: Path, width: int, height: int) -> None:
         raise MediaError(_too_large_message(path, f"{width}x{height}"))
 
 
+def _by_bands(values: np.ndarray, convert: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``convert`` applied to bands of rows of ``values`` into one ``H x W x 3 uint8`` array.
+
+    Converting a whole 8192 x 8192 image at once would hold several full-size wider-typed temporaries (about
+    3.4 GB for an RGBA one); bands of :data:`_BAND_PIXELS` keep them to a few tens of MB.
+    """
+    out = np.empty((*values.shape[:2], 3), np.uint8)
+    rows = max(1, _BAND_PIXELS // max(values.shape[1], 1))
+    for top in range(0, values.shape[0], rows):
+        out[top:top + rows] = convert(values[top:top + rows])
+    return out
+
+
+def _composite_band(rgba: np.ndarray) -> np.ndarray:
+    alpha = rgba[..., 3:4].astype(np.uint16)
+    mixed = rgba[..., :3] * alpha  # at most 255 * 255, and with the white part below at most 65152: fits uint16
+    mixed += (255 - alpha) * 255 + 127
+    return mixed // 255
+
+
 def composite_over_white(rgba: np.ndarray) -> np.ndarray:
     """Blend ``H x W x 4 uint8 RGBA`` over a white background; returns ``H x W x 3 uint8 RGB``."""
-    rgb = rgba[..., :3].astype(np.uint32)
-    alpha = rgba[..., 3:4].astype(np.uint32)
-    out = (rgb * alpha + 255 * (255 - alpha) + 127) // 255
-    return out.astype(np.uint8)
+    return _by_bands(rgba, _composite_band)
+
+
+def _sixteen_bit_band(values: np.ndarray) -> np.ndarray:
+    wide = np.clip(values, 0, 65535).astype(np.uint32)
+    gray = ((wide * 255 + 32767) // 65535).astype(np.uint8)
+    return np.repeat(gray[..., None], 3, axis=2)
 
 
 def _sixteen_bit_to_rgb(image: Image.Image) -> np.ndarray:
     """Scale a 16-bit (or 32-bit integer) grayscale image to ``H x W x 3 uint8 RGB`` (65535 -> 255)."""
-    values = np.asarray(image).astype(np.int64)
-    values = np.clip(values, 0, 65535)
-    gray = ((values * 255 + 32767) // 65535).astype(np.uint8)
-    return np.repeat(gray[..., None], 3, axis=2)
+    return _by_bands(np.asarray(image), _sixteen_bit_band)
+
+
+def _float_to_rgb(image: Image.Image) -> np.ndarray:
+    """A 32-bit float grayscale image (values in 0..1 or 0..255; NaN is 0) as ``H x W x 3 uint8 RGB``."""
+    values = np.asarray(image, dtype=np.float32)
+    rows = max(1, _BAND_PIXELS // max(values.shape[1], 1))
+    peak = max((float(np.nan_to_num(values[top:top + rows]).max()) for top in range(0, len(values), rows)),
+               default=0.0)
+    factor = np.float32(255.0 if peak <= 1.0 else 1.0)
+
+    def band(part: np.ndarray) -> np.ndarray:
+        gray = np.clip(np.rint(np.nan_to_num(part) * factor), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+
+    return _by_bands(values, band)
 
 
 def _to_rgb_array(image: Image.Image) -> np.ndarray:
@@ -80,14 +117,11 @@ def _to_rgb_array(image: Image.Image) -> np.ndarray:
     if mode in _SIXTEEN_BIT_MODES:
         return _sixteen_bit_to_rgb(image)
     if mode == "F":
-        values = np.nan_to_num(np.asarray(image, dtype=np.float32))
-        if values.size and float(values.max()) <= 1.0:
-            values = values * 255.0
-        gray = np.clip(np.rint(values), 0, 255).astype(np.uint8)
-        return np.repeat(gray[..., None], 3, axis=2)
+        return _float_to_rgb(image)
     has_alpha = "A" in mode or "a" in mode or "transparency" in image.info
     if has_alpha:
-        return composite_over_white(np.asarray(image.convert("RGBA"), dtype=np.uint8))
+        rgba = image if mode == "RGBA" else image.convert("RGBA")
+        return composite_over_white(np.asarray(rgba, dtype=np.uint8))
     return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
 
 
@@ -121,7 +155,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     except OSError as exc:
         raise MediaError(f"cannot read image '{path}': {exc.strerror or exc}") from None
     except Exception as exc:  # Pillow plugins raise assorted types on malformed headers.
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         raise MediaError(f"cannot read image '{path}': file is corrupt ({reason})") from None
 
     with image:
@@ -137,7 +171,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         except MemoryError:
             raise MediaError(f"cannot read image '{path}': not enough memory to decode it") from None
         except Exception as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            reason = first_line(exc)
             raise MediaError(f"cannot read image '{path}': file is corrupt or truncated ({reason})") from None
     logger.debug("read image '%s' (%dx%d)", path, rgb.shape[1], rgb.shape[0])
     return rgb

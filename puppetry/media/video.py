@@ -4,6 +4,13 @@ Every frame comes out as an ``H x W x 3 uint8 RGB`` array, upright (the containe
 applied) and with transparency composited over white. A file is validated when its reader is built: the
 first frame is decoded right away, so a corrupt or empty file fails with :class:`MediaError` before any
 work starts, not halfway through a loop.
+
+Huge inputs are refused from their headers, before anything is decoded: a frame size over
+:data:`MAX_VIDEO_SIDE` per side or :data:`MAX_VIDEO_PIXELS` in all (the decoder is told the same limit, so a
+frame that lies about its size later is refused too), a frame count over :data:`MAX_VIDEO_FRAMES` or over
+the file's size in bytes, and a GIF of more than :data:`MAX_GIF_FRAMES` frames unless the reader stops
+earlier. Very large frames get fewer decoder threads, so the frames the threads hold stay within about
+:data:`_DECODER_FRAME_BYTES`.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import av
 import cv2
 import numpy as np
 
-from puppetry.errors import MediaError
+from puppetry.errors import MediaError, first_line
 from puppetry.media.image import IMAGE_EXTENSIONS, composite_over_white, read_image
 
 logger = logging.getLogger(__name__)
@@ -29,8 +36,20 @@ VIDEO_EXTENSIONS: frozenset[str] = frozenset({".mp4", ".mov", ".webm", ".avi", "
 FRAME_FOLDER_FPS = 25.0
 """Frame rate given to a folder of image frames, which carries no timing of its own."""
 
+MAX_VIDEO_SIDE = 8192
+MAX_VIDEO_PIXELS = 8192 * 4320
+"""Largest frames read (DCI 8K): ``puppetry animate`` peaks near 1 GB on them (benchmarks/hostile_memory.py)."""
+
+MAX_VIDEO_FRAMES = 10_000_000
+"""Most frames a video header may claim (about 93 hours at 30 fps); a file claiming more is refused."""
+
+MAX_GIF_FRAMES = 3000
+"""Most frames read from a GIF (each is decoded at the full canvas size however little of it changes): a
+longer GIF is refused unless the reader stops at ``max_frames <= MAX_GIF_FRAMES``."""
+
 _DEFAULT_GIF_FPS = 10.0  # browsers play GIF frames without a delay at about 10 fps
 _MAX_SANE_FPS = 1000.0
+_DECODER_FRAME_BYTES = 512 * 2**20  # RGB bytes of the frames the decoder's threads may hold at once
 
 
 @dataclass(frozen=True)
@@ -83,22 +102,58 @@ def _list_frame_files(folder: Path) -> list[Path]:
 
 def _reason(exc: BaseException) -> str:
     """Short one-line reason from a PyAV / OS exception."""
-    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-    return str(text).splitlines()[0]
+    return str(getattr(exc, "strerror", None) or first_line(exc))
+
+
+def _check_frame_size(path: Path, width: int, height: int) -> None:
+    """Raise :class:`MediaError` when ``width x height`` frames are over :data:`MAX_VIDEO_SIDE` or
+    :data:`MAX_VIDEO_PIXELS`."""
+    if width > MAX_VIDEO_SIDE or height > MAX_VIDEO_SIDE or width * height > MAX_VIDEO_PIXELS:
+        raise MediaError(f"cannot read video '{path}': its frames are {width}x{height}, too large; the limit is "
+                         f"{MAX_VIDEO_SIDE} pixels per side and {MAX_VIDEO_PIXELS} pixels in all")
+
+
+def _check_header(path: Path, stream: av.video.stream.VideoStream) -> None:
+    """Refuse a stream whose header claims frames too large, or more frames than the file could hold, or
+    names no codec FFmpeg knows (a damaged header: PyAV then gives the stream no codec context)."""
+    context = stream.codec_context
+    if context is None:
+        raise MediaError(f"cannot read video '{path}': its video codec cannot be identified (damaged header)")
+    _check_frame_size(path, context.width, context.height)
+    claimed, size = stream.frames or 0, os.path.getsize(path)
+    if claimed > MAX_VIDEO_FRAMES:
+        raise MediaError(f"cannot read video '{path}': its header claims {claimed} frames, over the limit of "
+                         f"{MAX_VIDEO_FRAMES}; the file is damaged or far too long")
+    if claimed > size:
+        raise MediaError(f"cannot read video '{path}': its header claims {claimed} frames but the file has only "
+                         f"{size} bytes; the file is damaged")
 
 
 def _open_container(path: Path) -> av.container.InputContainer:
-    """Open ``path`` with PyAV, turning every failure into a one-line :class:`MediaError`."""
+    """Open ``path`` with PyAV and check its header, turning every failure into a one-line :class:`MediaError`."""
     if os.path.getsize(path) == 0:
         raise MediaError(f"cannot read video '{path}': file is empty")
     try:
         container = av.open(str(path), mode="r")
     except Exception as exc:  # av.FFmpegError, OSError, decoding of odd metadata, ...
         raise MediaError(f"cannot read video '{path}': file is corrupt or not a video ({_reason(exc)})") from None
-    if not container.streams.video:
+    try:
+        if not container.streams.video:
+            raise MediaError(f"cannot read video '{path}': it has no video stream")
+        _check_header(path, container.streams.video[0])
+    except MediaError:
         container.close()
-        raise MediaError(f"cannot read video '{path}': it has no video stream")
+        raise
     return container
+
+
+def _limit_decoder(stream: av.video.stream.VideoStream) -> None:
+    """Tell the decoder the largest frame it may allocate, and give very large frames fewer threads."""
+    context = stream.codec_context
+    context.options = {**context.options, "max_pixels": str(MAX_VIDEO_PIXELS)}
+    frame_bytes = context.width * context.height * 3
+    if frame_bytes and frame_bytes * ((os.cpu_count() or 1) + 1) > _DECODER_FRAME_BYTES:
+        context.thread_count = max(1, _DECODER_FRAME_BYTES // frame_bytes)
 
 
 def _stream_fps(stream: av.video.stream.VideoStream) -> float | None:
@@ -108,8 +163,9 @@ def _stream_fps(stream: av.video.stream.VideoStream) -> float | None:
     return None
 
 
-def _scan_packets(path: Path) -> tuple[int, float]:
-    """Count the video packets of ``path`` and sum their durations in seconds, without decoding."""
+def _scan_packets(path: Path, limit: int | None = None) -> tuple[int, float]:
+    """Count the video packets of ``path`` (stopping at ``limit``) and sum their durations in seconds,
+    without decoding."""
     count, ticks, time_base = 0, 0, None
     try:
         with av.open(str(path), mode="r") as container:
@@ -119,13 +175,19 @@ def _scan_packets(path: Path) -> tuple[int, float]:
                 if packet.size:
                     count += 1
                     ticks += packet.duration or 0
+                    if limit is not None and count >= limit:
+                        break
     except av.FFmpegError as exc:
         logger.debug("packet scan of '%s' stopped early: %s", path, exc)
     return count, float(ticks * time_base) if time_base else 0.0
 
 
-def _container_header(path: Path, container: av.container.InputContainer) -> dict:
-    """fps, num_frames, has_audio and duration of an open container (a GIF's timing comes from its frames)."""
+def _container_header(path: Path, container: av.container.InputContainer, max_frames: int | None) -> dict:
+    """fps, num_frames, has_audio and duration of an open container (a GIF's timing comes from its frames).
+
+    Raises:
+        MediaError: a GIF of more than :data:`MAX_GIF_FRAMES` frames when ``max_frames`` does not stop earlier.
+    """
     stream = container.streams.video[0]
     num_frames = stream.frames if stream.frames and stream.frames > 0 else None
     duration = None
@@ -137,11 +199,17 @@ def _container_header(path: Path, container: av.container.InputContainer) -> dic
     is_gif = stream.codec_context.name == "gif"
     fps = None if is_gif else _stream_fps(stream)
     if is_gif or num_frames is None:
-        count, seconds = _scan_packets(path)
+        count, seconds = _scan_packets(path, MAX_GIF_FRAMES + 1 if is_gif else None)
         num_frames = num_frames or count or None
+        if is_gif and (num_frames or 0) > MAX_GIF_FRAMES and (max_frames is None or max_frames > MAX_GIF_FRAMES):
+            counted = num_frames if stream.frames else f"more than {MAX_GIF_FRAMES}"  # the scan stops there
+            raise MediaError(f"cannot read video '{path}': the GIF has {counted} frames and at most "
+                             f"{MAX_GIF_FRAMES} are read from a GIF; use its first ones (--frames {MAX_GIF_FRAMES}) "
+                             "or convert it to a video")
         if is_gif:
             fps = count / seconds if count and seconds > 0 else _DEFAULT_GIF_FPS
-            duration = seconds if seconds > 0 else count / fps
+            if count <= MAX_GIF_FRAMES:  # scanned to the end
+                duration = seconds if seconds > 0 else count / fps
     if fps is None:
         fps = FRAME_FOLDER_FPS
         logger.warning("'%s' has no usable frame rate; assuming %.0f fps", path, fps)
@@ -193,8 +261,13 @@ class VideoReader:
                       "duration": count / FRAME_FOLDER_FPS}
             self._start()
         else:
-            self._start()
-            header = _container_header(self.path, self._container)
+            container = _open_container(self.path)  # header checks: refused here, before anything is decoded
+            try:
+                header = _container_header(self.path, container, max_frames)
+            except BaseException:
+                container.close()
+                raise
+            self._start(container)
         height, width = self._first.shape[:2]
         self.info = VideoInfo(path=str(self.path), width=width, height=height, **header)
         logger.debug("opened video %s", self.info)
@@ -237,13 +310,14 @@ class VideoReader:
         self._first = None
         self._container = None
 
-    def _start(self) -> None:
-        """Open the source and decode its first frame, so a broken file fails here rather than mid-loop."""
+    def _start(self, container: av.container.InputContainer | None = None) -> None:
+        """Open the source (or use ``container``, already open) and decode its first frame, so a broken file
+        fails here rather than mid-loop."""
         self.close()
         if self.path.is_dir():
             frames = self._folder_frames(self._files)
         else:
-            self._container = _open_container(self.path)
+            self._container = container or _open_container(self.path)
             frames = self._container_frames(self._container)
         first = next(frames, None)
         if first is None:
@@ -280,6 +354,7 @@ class VideoReader:
     def _container_frames(self, container: av.container.InputContainer) -> Iterator[np.ndarray]:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        _limit_decoder(stream)
         skipped = 0
         first_shape = None
         try:
@@ -306,6 +381,7 @@ class VideoReader:
 
     def _frame_to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
         """Decoded frame -> upright ``H x W x 3 uint8 RGB`` (alpha composited over white)."""
+        _check_frame_size(self.path, frame.width, frame.height)
         try:
             if len(frame.format.components) in (2, 4):  # gray+alpha or colour+alpha (GIF, VP9 alpha, ...)
                 rgb = composite_over_white(frame.to_ndarray(format="rgba"))
@@ -333,12 +409,13 @@ class VideoReader:
 def probe_video(path: str | os.PathLike) -> VideoInfo:
     """Describe a video file or frame folder (fps, size, frame count, audio, duration).
 
-    Decodes only the first frame (to validate the file and learn the upright frame size).
+    Decodes only the first frame (to validate the file and learn the upright frame size); a GIF longer than
+    :data:`MAX_GIF_FRAMES` is described, not refused.
 
     Raises:
-        MediaError: the path is missing, unreadable or not a video.
+        MediaError: the path is missing, unreadable, not a video or too large.
     """
-    with VideoReader(path) as reader:
+    with VideoReader(path, max_frames=1) as reader:
         return reader.info
 
 

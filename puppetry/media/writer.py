@@ -19,7 +19,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from puppetry.errors import MediaError
+from puppetry.errors import MediaError, first_line
 from puppetry.media.audio import clock_origin, codec_problem
 
 logger = logging.getLogger(__name__)
@@ -44,8 +44,7 @@ def _temp_sibling(path: Path) -> Path:
 
 
 def _reason(exc: BaseException) -> str:
-    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-    return str(text).splitlines()[0]
+    return str(getattr(exc, "strerror", None) or first_line(exc))
 
 
 class UnusableAudio(Exception):

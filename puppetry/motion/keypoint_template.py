@@ -13,14 +13,16 @@ Security model
     Unpickler whose ``find_class`` hands out only guarded stand-ins for the numpy globals that rebuild arrays
     and refuses every other global before importing it. Memory bombs: files over 256 MB are refused unread;
     the opcodes are first walked with :mod:`pickletools` (which runs nothing) so memo indices and lengths the
-    file cannot back never reach CPython's allocator; an array's claimed shape and dtype are checked before
-    numpy allocates; only plain numeric dtypes pass.
+    file cannot back never reach CPython's allocator, and the memory of the objects they would build is
+    estimated (a one-byte opcode can make a 216-byte set) and held to :data:`MAX_PICKLE_MEMORY`; an array's
+    claimed shape and dtype are checked before numpy allocates; only plain numeric dtypes pass.
 
 Our format
     :func:`save_template` writes an uncompressed ``np.savez`` with ``format`` "puppetry-liveportrait-motion",
     ``version`` 1, ``fps``, ``scale`` N, ``R`` Nx3x3, ``exp`` Nx21x3, ``t`` Nx3 and optionally ``c_eyes`` Nx2,
     ``c_lip`` N, ``kp`` Nx21x3; :func:`load_template` reads it with ``allow_pickle=False``, checking each
-    member's header before loading it.
+    member's header before loading it (:func:`npz_member_header`), and refuses a bare ``.npy`` (which
+    ``np.load`` would read whole) before opening it (:func:`open_npz`).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from puppetry.errors import MotionError
+from puppetry.errors import MotionError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ TEMPLATE_FORMAT = "puppetry-liveportrait-motion"
 TEMPLATE_VERSION = 1
 MAX_FILE_BYTES = 256 * 2**20  # also the most one array may claim
 MAX_PICKLE_OPS = 20_000_000  # ~130k frames; bounds the Python objects a pickle can make
+MAX_PICKLE_MEMORY = 512 * 2**20  # estimated bytes of the objects a pickle builds (see _op_bytes)
 _SHAPES = {"scale": (), "R": (3, 3), "exp": (21, 3), "t": (3,), "c_eyes": (2,), "c_lip": (), "kp": (21, 3)}
 _REQUIRED = ("scale", "R", "exp", "t")
 
@@ -205,11 +208,63 @@ class _TemplateUnpickler(pickle.Unpickler):
                           "may hold only arrays, numbers, strings and lists/dicts")
 
 
+_SMALL_OBJECT = 96  # an int, float, tuple or call result with its slot in a container or dict entry
+_OBJECT_OPS = {name: _SMALL_OBJECT for name in (
+    "INT", "BININT", "BININT2", "LONG", "LONG1", "LONG4", "FLOAT", "BINFLOAT", "STRING", "BINSTRING",
+    "SHORT_BINSTRING", "UNICODE", "SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "BINBYTES", "SHORT_BINBYTES",
+    "BINBYTES8", "BYTEARRAY8", "TUPLE", "TUPLE1", "TUPLE2", "TUPLE3", "EMPTY_LIST", "LIST", "REDUCE", "NEWOBJ",
+    "NEWOBJ_EX", "OBJ", "INST")}
+_OBJECT_OPS.update({"EMPTY_DICT": 128, "DICT": 128, "EMPTY_SET": 256, "FROZENSET": 256})  # empty set: 216 bytes
+
+
+def _op_bytes(name: str, arg: Any) -> int:
+    """Upper estimate of the bytes one opcode makes the unpickler hold: the object it builds (a string may take
+    4 bytes a character; bytes may also fill an array of the same size) or a stack or memo slot."""
+    cost = _OBJECT_OPS.get(name, 16)
+    if arg is None:
+        return cost
+    kind = type(arg)
+    if kind is str:
+        return cost + 4 * len(arg)
+    if kind is bytes or kind is bytearray:
+        return cost + 2 * len(arg)
+    return cost + arg.bit_length() // 8 if kind is int else cost
+
+
+class _ArgumentReader(io.BytesIO):
+    """The bytes :func:`pickletools.genops` walks: it refuses to read one opcode argument that alone could take
+    a quarter of :data:`MAX_PICKLE_MEMORY` (a string decodes to up to 4 bytes a character), before reading it.
+    A length past the end is left to pickletools, which reports the truncation."""
+
+    _LIMIT = MAX_PICKLE_MEMORY // 4
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self._size = len(data)
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is not None and self._LIMIT < size <= self._size - self.tell():
+            raise pickle.UnpicklingError(f"an opcode argument of {size} bytes at byte {self.tell()}, over "
+                                         f"{self._LIMIT >> 20} MB")
+        return super().read(size)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        line = super().readline(self._LIMIT + 1 if size is None or size < 0 else min(size, self._LIMIT + 1))
+        if len(line) > self._LIMIT:
+            raise pickle.UnpicklingError(f"a text opcode argument over {self._LIMIT >> 20} MB")
+        return line
+
+
 def _scan(data: bytes) -> None:
     """Walk the opcodes without running them; refuse what would make the unpickler over-allocate."""
-    for count, (op, arg, pos) in enumerate(pickletools.genops(data), 1):  # checks every length fits the file
+    held = 0
+    for count, (op, arg, pos) in enumerate(pickletools.genops(_ArgumentReader(data)), 1):  # lengths must fit
         if count > MAX_PICKLE_OPS:
             raise pickle.UnpicklingError(f"more than {MAX_PICKLE_OPS} pickle opcodes")
+        held += _op_bytes(op.name, arg)
+        if held > MAX_PICKLE_MEMORY:
+            raise pickle.UnpicklingError(f"its objects would take over {MAX_PICKLE_MEMORY >> 20} MB of memory "
+                                         f"(at opcode {count}, byte {pos})")
         if op.name in ("PUT", "BINPUT", "LONG_BINPUT") and int(arg) > count:
             raise pickle.UnpicklingError(f"memo index {arg} at byte {pos} is out of range")
         if op.name == "FRAME" and arg > len(data) - pos:
@@ -263,7 +318,7 @@ def _check_size(path: Path) -> None:
 
 
 def _unreadable(path: Path, exc: BaseException, what: str) -> MotionError:
-    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    detail = first_line(exc)
     return MotionError(f"cannot read motion template '{path}' as {what}: {detail}")
 
 
@@ -311,21 +366,48 @@ def save_template(template: KeypointTemplate, path: str | os.PathLike) -> None:
             os.remove(tmp)
 
 
-def _member(z: Any, key: str) -> np.ndarray:
-    """Member ``key`` of an open npz, its ``.npy`` header checked before numpy allocates the array."""
+def npz_member_header(z: Any, key: str, max_bytes: int = MAX_FILE_BYTES) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of member ``key`` of an open npz, read from its ``.npy`` header without loading it.
+
+    Raises:
+        ValueError: the header is malformed or claims more than ``max_bytes``.
+    """
     with z.zip.open(f"{key}.npy") as f:
         version = np.lib.format.read_magic(f)
         read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
         shape, _, dtype = read(f)
-    _checked_shape(tuple(int(s) for s in shape), dtype.itemsize)
+    shape = tuple(int(s) for s in shape)
+    if math.prod(shape) * max(dtype.itemsize, 1) > max_bytes:
+        raise ValueError(f"{key} claims shape {shape} of {dtype}, over {max_bytes >> 20} MB")
+    return shape, dtype
+
+
+def _member(z: Any, key: str) -> np.ndarray:
+    """Member ``key`` of an open npz, its ``.npy`` header checked before numpy allocates the array."""
+    npz_member_header(z, key)
     return z[key]
+
+
+def open_npz(path: str | os.PathLike) -> Any:
+    """``np.load(path)`` of an ``.npz`` (never unpickling), refusing first a bare ``.npy``, which ``np.load``
+    would read whole whatever size its header claims.
+
+    Raises:
+        MotionError: the file is a ``.npy`` array.
+        OSError, ValueError, zipfile.BadZipFile: unreadable, or neither a zip nor a ``.npy``.
+    """
+    with open(path, "rb") as f:
+        magic = f.read(len(np.lib.format.MAGIC_PREFIX))
+    if magic == np.lib.format.MAGIC_PREFIX:
+        raise MotionError(f"'{path}' is a single .npy array, not an .npz motion template")
+    return np.load(path, allow_pickle=False)
 
 
 def _open_npz(path: Path) -> tuple[Any, str | None]:
     """The open npz and its ``format`` string (None when absent or not a string)."""
-    z = np.load(path, allow_pickle=False)
+    z = open_npz(path)
     if not isinstance(z, np.lib.npyio.NpzFile):
-        raise MotionError(f"'{path}' is a single .npy array, not an .npz motion template")
+        raise MotionError(f"'{path}' is not an .npz motion template")
     fmt = _member(z, "format") if "format" in z.files else None
     return z, str(fmt) if fmt is not None and fmt.dtype.kind == "U" and fmt.shape == () else None
 

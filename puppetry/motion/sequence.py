@@ -4,10 +4,15 @@ A :class:`MotionSequence` is what a driving video contributes to an animation on
 tracked: for each frame the expression, head rotation, face size and position (see
 :mod:`puppetry.face.pose`). ``puppetry template`` saves one as ``.npz``; a template is accepted wherever a
 driving video is, and carries no driving pixels.
+
+A template is read without unpickling, and its arrays' ``.npy`` headers are checked before any is loaded:
+shapes must agree on one frame count and claim at most :data:`MAX_TEMPLATE_BYTES` together, so a header
+that claims a giant array (or a deflated member that would inflate to one) is refused unread.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import zipfile
@@ -19,9 +24,38 @@ import numpy as np
 
 from puppetry.errors import MotionError
 from puppetry.face.pose import FacePose, rotation_to_euler
+from puppetry.motion.keypoint_template import npz_member_header, open_npz
 
 TEMPLATE_FORMAT = "puppetry-motion"
 TEMPLATE_VERSION = 1
+MAX_TEMPLATE_BYTES = 512 * 2**20
+"""Most bytes a template's arrays may claim together: about 92,000 frames (51 minutes at 30 fps)."""
+_PER_FRAME = {"expression": (478, 3), "rotation": (3, 3), "scale": (), "center": (3,), "valid": ()}
+_SCALARS = {"format": (), "version": (), "fps": (), "frame_size": (2,)}
+
+
+def _claimed_shapes(z: np.lib.npyio.NpzFile, path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
+    """Shapes of a template's arrays from their ``.npy`` headers alone, refusing more than
+    :data:`MAX_TEMPLATE_BYTES` in one or all of them. Missing arrays are left out (the loader reports them)."""
+    headers = {k: npz_member_header(z, k, MAX_TEMPLATE_BYTES) for k in (*_SCALARS, *_PER_FRAME) if k in z.files}
+    claimed = sum(math.prod(shape) * dtype.itemsize for shape, dtype in headers.values())
+    if claimed > MAX_TEMPLATE_BYTES:
+        raise MotionError(f"motion template '{path}' claims {claimed >> 20} MB of arrays; at most "
+                          f"{MAX_TEMPLATE_BYTES >> 20} MB is read")
+    return {k: shape for k, (shape, _) in headers.items()}
+
+
+def _check_shapes(shapes: dict[str, tuple[int, ...]], path: str | os.PathLike) -> None:
+    """Refuse arrays whose claimed shapes do not fit one frame count, before they are loaded."""
+    if "scale" not in shapes:  # the loader reports it missing
+        return
+    if len(shapes["scale"]) != 1:  # no frame count to hold the others to
+        raise MotionError(f"motion template '{path}' is damaged (scale of the wrong shape)")
+    n = shapes["scale"][0]
+    expected = {**_SCALARS, **{k: (n, *rest) for k, rest in _PER_FRAME.items()}}
+    wrong = [k for k, shape in shapes.items() if k != "format" and shape != expected[k]]
+    if wrong:
+        raise MotionError(f"motion template '{path}' is damaged ({', '.join(wrong)} of the wrong shape)")
 
 
 @dataclass
@@ -96,11 +130,13 @@ class MotionSequence:
     def load(cls, path: str | os.PathLike) -> "MotionSequence":
         """Read a template written by :meth:`save`. Never unpickles anything."""
         try:
-            with np.load(path, allow_pickle=False) as z:
+            with open_npz(path) as z:
+                shapes = _claimed_shapes(z, path)
                 if str(z["format"]) != TEMPLATE_FORMAT:
                     raise MotionError(f"'{path}' is not a puppetry motion template")
                 if int(z["version"]) > TEMPLATE_VERSION:
                     raise MotionError(f"'{path}' was written by a newer puppetry (template version {int(z['version'])})")
+                _check_shapes(shapes, path)
                 seq = cls(expression=z["expression"], rotation=z["rotation"], scale=z["scale"],
                           center=z["center"], valid=z["valid"].astype(bool), fps=float(z["fps"]),
                           frame_size=tuple(int(v) for v in z["frame_size"]))
