@@ -49,6 +49,7 @@ MAX_FRAME_BYTES = 4 * 1024 * 1024        # a 1080p JPEG is well under this
 MAX_FRAME_PIXELS = 1920 * 1088
 JPEG_QUALITY = 85
 MAX_WAITING = 8                          # messages waiting for the worker, per connection
+FRAMES_WAITING = 2                       # frames waiting in a row: the page keeps two in flight
 MAX_CONTROL_CHARS = 4096
 STALE = "a newer frame came before this one was animated"
 BUSY = "too many messages are waiting; send the next one after a reply"
@@ -150,7 +151,8 @@ class LiveConnection:
     The reader never waits for the animation, so control messages are answered at once and a client that
     sends frames faster than they are animated builds no backlog: a frame that arrives while another still
     waits replaces it (the older one is answered ``{"dropped": ...}``). What waits is bounded: at most
-    :data:`MAX_WAITING` messages, and never two frames in a row.
+    :data:`MAX_WAITING` messages, and never more than :data:`FRAMES_WAITING` frames in a row (the page keeps
+    two frames in flight, and the second may arrive before the worker has taken the first).
     """
 
     def __init__(self, websocket: WebSocket, config: AppConfig, tokens: SourceTokens):
@@ -198,8 +200,10 @@ class LiveConnection:
             self.dropped += 1
             await self._send_text({"dropped": f"frame of {len(data) // 1024} KB is larger than "
                                               f"{MAX_FRAME_BYTES // 1024 // 1024} MB"})
-        elif self.waiting and isinstance(self.waiting[-1], bytes):
-            self.waiting[-1] = data                     # the waiting frame is stale: the newest one is animated
+        elif len(self.waiting) >= FRAMES_WAITING and all(isinstance(m, bytes) for m in
+                                                         list(self.waiting)[-FRAMES_WAITING:]):
+            del self.waiting[-FRAMES_WAITING]           # the oldest waiting frame is stale: the newest are animated
+            self.waiting.append(data)
             self.dropped += 1
             await self._send_text({"dropped": STALE})
         elif len(self.waiting) >= MAX_WAITING:

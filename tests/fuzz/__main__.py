@@ -24,12 +24,14 @@ def main() -> int:
     p.add_argument("--timeout", type=float, default=60.0, help="seconds a case may take (default 60)")
     p.add_argument("--memory-mb", type=float, default=2048.0, help="peak memory ceiling per case (default 2048)")
     p.add_argument("--kinds", nargs="*", help="only these input kinds")
+    p.add_argument("--with-liveportrait", action="store_true",
+                   help="also LivePortrait's release checkpoints (the conformance kit writes 500 MB; slow cases)")
     p.add_argument("--corpus", type=Path, help="folder of the clean inputs (default: a cache in the temp folder)")
     p.add_argument("-o", "--output", type=Path, default=Path("fuzz_report.json"), help="JSON report")
     p.add_argument("-v", "--verbose", action="store_true", help="one line per case")
     args = p.parse_args()
     corpus = args.corpus or Path(tempfile.gettempdir()) / "puppetry-fuzz-corpus"
-    kinds = build_corpus(corpus, DATA)
+    kinds = build_corpus(corpus, DATA, args.with_liveportrait)
     if args.kinds:
         kinds = {k: v for k, v in kinds.items() if k in args.kinds}
     with tempfile.TemporaryDirectory(prefix="puppetry-fuzz-") as work:

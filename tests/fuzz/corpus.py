@@ -5,13 +5,15 @@ Kinds: images (jpg, png) as a source and as a driving still; videos (mp4 with AA
 (VP9), avi (MPEG-4), gif) and a folder of frames as driving; landmark motion templates (.npz, ours)
 and LivePortrait keypoint templates (.pkl, the release's); speech (wav, m4a, mp3) for ``-a``; our own
 weights (``audio2motion.pt``); a prepared dataset's shard (.tar) and sidecar (.json); a training
-checkpoint (``last.pt``) resumed; a training config (YAML). Not here: LivePortrait's release weights
-(the conformance kit writes 500 MB of them, too slow per case) and the web app's uploads and live-socket
-frames (tests/test_app_abuse.py).
+checkpoint (``last.pt``) resumed; a training config (YAML); with ``liveportrait=True``, LivePortrait's five
+release checkpoint files (written by the conformance kit: 500 MB, and a render of 1 frame takes seconds on
+a CPU, so the suite's sample leaves them out). The web app's uploads and live-socket frames are abused in
+tests/test_app_abuse.py.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -25,6 +27,9 @@ import cv2
 import numpy as np
 
 ARGS = list[str]
+LIVEPORTRAIT_MEMORY_MB = 3072.0
+"""LivePortrait's ceiling: a clean 1-frame CPU render peaks at 1.5 GB in a fresh process, and the worker
+already holds torch and MediaPipe (about 0.75 GB) from earlier cases."""
 TINY_TRAIN = ["--set", "model.channels=16", "--set", "model.dilations=[1,2]", "--set", "train.device=cpu",
               "--set", "train.batch_size=2", "--set", "train.log_every=1", "--set", "train.checkpoint_every=1000",
               "--set", "train.sample_every=1000", "--set", "data.min_seconds=0.5"]
@@ -40,6 +45,8 @@ class Kind:
         command: ``(damaged input, output path) -> argv`` of ``puppetry``.
         output_suffix: the output file's extension; None for commands that write a run folder.
         inside: for a folder kind, the file inside the folder that is damaged (relative glob); None for files.
+        link: copy a folder kind's seed as hard links (large folders the command only reads).
+        memory_mb: this kind's memory ceiling when it needs more than the run's.
     """
 
     name: str
@@ -47,6 +54,8 @@ class Kind:
     command: Callable[[Path, Path], ARGS]
     output_suffix: str | None = ".mp4"
     inside: str | None = None
+    link: bool = False
+    memory_mb: float | None = None
     suffix: str = field(default="")
 
     def __post_init__(self) -> None:
@@ -103,8 +112,9 @@ def _encode_audio(path: Path, samples: np.ndarray, codec: str, rate: int) -> Pat
     return path
 
 
-def build_corpus(root: Path, data: Path) -> dict[str, Kind]:
-    """Make (or reuse) the clean inputs under ``root`` and return every kind by name."""
+def build_corpus(root: Path, data: Path, liveportrait: bool = False) -> dict[str, Kind]:
+    """Make (or reuse) the clean inputs under ``root`` and return every kind by name (LivePortrait's release
+    checkpoints too with ``liveportrait``)."""
     root.mkdir(parents=True, exist_ok=True)
     done = root / ".complete"
     portraits, driving = data / "portraits", data / "driving"
@@ -200,13 +210,25 @@ def build_corpus(root: Path, data: Path) -> dict[str, Kind]:
         Kind("config-yaml", [p["run"] / "config.yaml"],
              train("--data", "{data}", "-o", "{o}", "--config", "{f}", "--set", "optim.steps=1"), None),
     ]
+    if liveportrait:
+        release = root / "liveportrait"
+        if not (release / ".complete").exists():
+            shutil.rmtree(release, ignore_errors=True)
+            kit = data.parent / "conformance" / "liveportrait" / "make_checkpoints.py"
+            subprocess.run([sys.executable, str(kit), str(release)], check=True, capture_output=True)
+            (release / ".complete").write_text("ok\n")
+        kinds.append(Kind("liveportrait-weights", [release],
+                          lambda f, o: ["animate", "-s", source, "-d", "blink", "--frames", "1", "--engine",
+                                        "liveportrait", "--checkpoint-dir", str(f), *small, "-o", str(o)],
+                          inside="**/*.pth", link=True, memory_mb=LIVEPORTRAIT_MEMORY_MB))
     return {k.name: k for k in kinds}
 
 
-def copy_seed(seed: Path, to: Path) -> Path:
-    """A copy of a seed file or folder at ``to``."""
+def copy_seed(seed: Path, to: Path, link: bool = False) -> Path:
+    """A copy of a seed file or folder at ``to``; with ``link`` a folder's files are hard links (for folders
+    the command only reads: replace a file there, never write into it, or the seed changes too)."""
     if seed.is_dir():
-        shutil.copytree(seed, to)
+        shutil.copytree(seed, to, copy_function=os.link if link else shutil.copy2)
     else:
         shutil.copyfile(seed, to)
     return to

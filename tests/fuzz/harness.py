@@ -52,18 +52,21 @@ def make_case(number: int, kinds: dict[str, Kind], work: Path, seed: int) -> Cas
     kind = kinds[names[number % len(names)]]
     source = kind.seeds[int(rng.integers(0, len(kind.seeds)))]
     mutation = str(rng.choice([*MUTATIONS, "wrong_extension"], p=[0.16] * 6 + [0.04]))
+    others = [k for k in names if kinds[k].inside is None and kinds[k].suffix != kind.suffix]
+    if mutation == "wrong_extension" and not others:         # only this kind selected (--kinds)
+        mutation = "random_behind_magic"
     folder = work / f"case{number:05d}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    target = copy_seed(source, folder / ("input" + kind.suffix))
+    target = copy_seed(source, folder / ("input" + kind.suffix), kind.link)
     victim = target if kind.inside is None else sorted(target.glob(kind.inside))[
         int(rng.integers(0, len(sorted(target.glob(kind.inside)))))]
     if mutation == "wrong_extension":
-        others = [k for k in names if kinds[k].inside is None and kinds[k].suffix != kind.suffix]
         other = kinds[others[int(rng.integers(0, len(others)))]]
         data = other.seeds[int(rng.integers(0, len(other.seeds)))].read_bytes()
     else:
         data = MUTATIONS[mutation](victim.read_bytes(), rng)
+    victim.unlink()                                     # maybe a hard link to the seed: replace, never write into
     victim.write_bytes(data)
     output = folder / ("out" + (kind.output_suffix or ""))
     return Case(number, kind.name, source.name, mutation, str(target), str(output),
@@ -145,7 +148,7 @@ def run_cases(kinds: dict[str, Kind], work: Path, count: int, seed: int = 0, wor
                 if answer is None:                      # hung or died: a fresh worker for the next case
                     worker.close()
                     worker = Worker()
-                outcome, line = classify(case, answer, timed_out, memory_mb)
+                outcome, line = classify(case, answer, timed_out, kinds[case.kind].memory_mb or memory_mb)
                 result = Result(case, outcome, None if answer is None else answer["rc"], line, seconds,
                                 0.0 if answer is None else answer["peak_mb"])
                 with lock:
