@@ -35,3 +35,8 @@ def first_line(exc: BaseException) -> str:
     errors that quote a library's message)."""
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
+
+
+def reason(exc: BaseException) -> str:
+    """An OS error's own text (``strerror``, without the errno) or else :func:`first_line` (media errors)."""
+    return str(getattr(exc, "strerror", None) or first_line(exc))

@@ -26,7 +26,7 @@ import av
 import cv2
 import numpy as np
 
-from puppetry.errors import MediaError, first_line
+from puppetry.errors import MediaError, reason
 from puppetry.media.image import IMAGE_EXTENSIONS, composite_over_white, read_image
 
 logger = logging.getLogger(__name__)
@@ -100,11 +100,6 @@ def _list_frame_files(folder: Path) -> list[Path]:
     return sorted(files, key=lambda entry: _natural_key(entry.name))
 
 
-def _reason(exc: BaseException) -> str:
-    """Short one-line reason from a PyAV / OS exception."""
-    return str(getattr(exc, "strerror", None) or first_line(exc))
-
-
 def _check_frame_size(path: Path, width: int, height: int) -> None:
     """Raise :class:`MediaError` when ``width x height`` frames are over :data:`MAX_VIDEO_SIDE` or
     :data:`MAX_VIDEO_PIXELS`."""
@@ -136,7 +131,7 @@ def _open_container(path: Path) -> av.container.InputContainer:
     try:
         container = av.open(str(path), mode="r")
     except Exception as exc:  # av.FFmpegError, OSError, decoding of odd metadata, ...
-        raise MediaError(f"cannot read video '{path}': file is corrupt or not a video ({_reason(exc)})") from None
+        raise MediaError(f"cannot read video '{path}': file is corrupt or not a video ({reason(exc)})") from None
     try:
         if not container.streams.video:
             raise MediaError(f"cannot read video '{path}': it has no video stream")
@@ -373,7 +368,7 @@ class VideoReader:
                         rgb = self._resize_to(rgb, first_shape)
                     yield rgb
         except av.FFmpegError as exc:
-            logger.warning("stopped reading '%s' early after a read error: %s", self.path, _reason(exc))
+            logger.warning("stopped reading '%s' early after a read error: %s", self.path, reason(exc))
         finally:
             container.close()
             if skipped:
@@ -388,8 +383,8 @@ class VideoReader:
             else:
                 rgb = frame.to_ndarray(format="rgb24")
         except (av.FFmpegError, ValueError) as exc:
-            name, reason = frame.format.name, _reason(exc)
-            message = f"cannot read video '{self.path}': cannot convert {name} frames to RGB ({reason})"
+            name, why = frame.format.name, reason(exc)
+            message = f"cannot read video '{self.path}': cannot convert {name} frames to RGB ({why})"
             raise MediaError(message) from None
         quarter_turns = round(getattr(frame, "rotation", 0) / 90) % 4
         if quarter_turns:

@@ -19,7 +19,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from puppetry.errors import MediaError, first_line
+from puppetry.errors import MediaError, reason
 from puppetry.media.audio import clock_origin, codec_problem
 
 logger = logging.getLogger(__name__)
@@ -41,10 +41,6 @@ def even_size(width: int, height: int) -> tuple[int, int]:
 def _temp_sibling(path: Path) -> Path:
     """A fresh hidden name next to ``path`` that keeps its extension: ``.name.tmp-1a2b3c4d.mp4``."""
     return path.with_name(f".{path.stem}.tmp-{secrets.token_hex(4)}{path.suffix}")
-
-
-def _reason(exc: BaseException) -> str:
-    return str(getattr(exc, "strerror", None) or first_line(exc))
 
 
 class UnusableAudio(Exception):
@@ -102,7 +98,7 @@ class _AudioTrack:
             except StopIteration:
                 self._done = True
             except av.FFmpegError as exc:
-                logger.warning("audio of '%s' ends early after a read error: %s", self.path, _reason(exc))
+                logger.warning("audio of '%s' ends early after a read error: %s", self.path, reason(exc))
                 self._done = True
         return self._pending
 
@@ -195,8 +191,7 @@ def _open_audio(path: Path) -> _AudioTrack | None:
     try:
         container = av.open(str(path), mode="r")
     except Exception as exc:
-        reason = _reason(exc)
-        raise MediaError(f"cannot read audio from '{path}': file is corrupt or not media ({reason})") from None
+        raise MediaError(f"cannot read audio from '{path}': file is corrupt or not media ({reason(exc)})") from None
     if not container.streams.audio:
         container.close()
         logger.info("'%s' has no audio; writing video only", path)
@@ -345,7 +340,7 @@ class VideoWriter:
 
     def _fail(self, action: str, exc: BaseException) -> MediaError:
         self.abort()
-        return MediaError(f"cannot write video '{self.path}': {action} failed ({_reason(exc)})")
+        return MediaError(f"cannot write video '{self.path}': {action} failed ({reason(exc)})")
 
     def _open(self, width: int, height: int) -> None:
         try:

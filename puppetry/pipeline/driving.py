@@ -87,7 +87,7 @@ def open_driving(spec: str | os.PathLike, controls: Controls = Controls(), fps: 
     if text in MOTIONS:
         frames = procedural_motion(text, fps, duration)[:max_frames]
         it = (DrivingFrame(index=i, controls=c.merged(controls)) for i, c in enumerate(frames))
-        return DrivingStream("motion", _counted(it, stats), fps, len(frames), None, stats, text)
+        return DrivingStream("motion", counted(it, stats), fps, len(frames), None, stats, text)
     if not os.path.exists(text):
         names = ", ".join(MOTIONS)
         raise MotionError(f"driving '{text}' is neither an existing file nor a built-in motion ({names})")
@@ -95,15 +95,15 @@ def open_driving(spec: str | os.PathLike, controls: Controls = Controls(), fps: 
         template = load_any_template(text)
         n = len(template) if max_frames is None else min(len(template), max_frames)
         it = (DrivingFrame(index=i, controls=controls, keypoints=template.frame(i)) for i in range(n))
-        return DrivingStream("keypoints", _counted(it, stats), template.fps, n, None, stats, text)
+        return DrivingStream("keypoints", counted(it, stats), template.fps, n, None, stats, text)
     if text.lower().endswith(".npz"):
         seq = MotionSequence.load(text)
         n = len(seq) if max_frames is None else min(len(seq), max_frames)
-        return DrivingStream("template", _counted(_template_frames(seq, controls, n), stats), seq.fps, n,
+        return DrivingStream("template", counted(_template_frames(seq, controls, n), stats), seq.fps, n,
                              None, stats, text)
     if is_image_path(text) and not track:
         frame = DrivingFrame(index=0, controls=controls, image=read_image(text))
-        return DrivingStream("image", _counted(iter([frame]), stats), fps, 1, None, stats, text)
+        return DrivingStream("image", counted(iter([frame]), stats), fps, 1, None, stats, text)
     if is_image_path(text):
         image = read_image(text)
         with FaceMeshDetector("image", DetectorConfig(max_faces=1)) as det:
@@ -113,7 +113,7 @@ def open_driving(spec: str | os.PathLike, controls: Controls = Controls(), fps: 
         pose = decompose(faces[0])
         frame = DrivingFrame(index=0, controls=controls, image=image if keep_pixels else None,
                              landmarks=faces[0], pose=pose, reference=source_pose)
-        return DrivingStream("image", _counted(iter([frame]), stats), fps, 1, None, stats, text)
+        return DrivingStream("image", counted(iter([frame]), stats), fps, 1, None, stats, text)
     if is_video_path(text) or is_frame_folder(text):
         info = probe_video(text)
         reader = VideoReader(text, max_frames=max_frames)
@@ -127,7 +127,8 @@ def open_driving(spec: str | os.PathLike, controls: Controls = Controls(), fps: 
     raise MediaError(f"cannot use '{text}' as driving: unsupported file type")
 
 
-def _counted(frames: Iterator[DrivingFrame], stats: DrivingStats) -> Iterator[DrivingFrame]:
+def counted(frames: Iterator[DrivingFrame], stats: DrivingStats) -> Iterator[DrivingFrame]:
+    """``frames``, counting each in ``stats.frames`` as it passes (every driving stream, speech too)."""
     for f in frames:
         stats.frames += 1
         yield f

@@ -14,7 +14,7 @@ from puppetry.methods.descriptor import load
 from puppetry.methods.registry import speech_method
 from puppetry.motion.controls import Controls
 from puppetry.motion.procedural import DEFAULT_FPS
-from puppetry.pipeline.driving import DrivingStats, DrivingStream, _counted
+from puppetry.pipeline.driving import DrivingStats, DrivingStream, counted
 
 AUDIO_WEIGHTS_FLAG = "--audio-weights"
 
@@ -50,4 +50,4 @@ def open_speech(audio: str | os.PathLike, weights: str | os.PathLike | None, con
         n = min(n, max_frames)
         frames = (f for f in frames if f.index < n)
     stats = DrivingStats()
-    return DrivingStream("speech", _counted(frames, stats), fps, n, os.fspath(audio), stats, os.fspath(audio))
+    return DrivingStream("speech", counted(frames, stats), fps, n, os.fspath(audio), stats, os.fspath(audio))

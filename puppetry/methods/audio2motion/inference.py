@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -70,12 +69,3 @@ def predict_mouth(net: SpeechToMouth, audio: Audio, fps: float, num_frames: int)
     rows = torch.from_numpy(frame_rows(num_frames, fps, len(mel)))
     lips, shape = split_output(out[rows])
     return lips.numpy().astype(np.float32), shape.numpy().astype(np.float32)
-
-
-def weights_path(given: str | None, env: str) -> Path:
-    """``given``, else ``$env``; one line naming the flag, the variable and the training command otherwise."""
-    path = given or os.environ.get(env)
-    if not path:
-        raise WeightsError(f"speech needs a trained model: pass {FLAG} RUN/{WEIGHTS_FILE} (written by "
-                           f"'{TRAIN_COMMAND}') or set ${env}")
-    return Path(path).expanduser()
