@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from puppetry.cli.method_flags import add_engine_flags
-from puppetry.methods.registry import DEFAULT_ENGINE, engine_names, engine_options
+from puppetry.methods.registry import DEFAULT_ENGINE, engine_method, engine_names, engine_options, methods
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -22,6 +22,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--live-browser", action="store_true",
                    help="time live mode end to end in headless Chromium (fake 30 fps webcam from --driving) at "
                         "source sizes 256, 384 and 512; needs playwright and Chromium")
+    p.add_argument("--against-reference", metavar="DIR",
+                   help="time the engine's networks against its reference implementation in DIR, side by side "
+                        "(liveportrait: a copy of the LivePortrait repository you supply; its code is imported)")
+    p.add_argument("--reps", type=int, default=3, help="--against-reference: interleaved repetitions (default 3)")
     p.add_argument("--chromium", default="/usr/bin/chromium", help="--live-browser: the Chromium executable")
     add_engine_flags(p, "bench")
     p.set_defaults(run=run)
@@ -33,8 +37,23 @@ def run(args: argparse.Namespace) -> int:
     if args.live or args.live_browser:
         return run_live(args)
     options = engine_options(args.engine, vars(args), "bench")
+    if args.against_reference:
+        return run_against_reference(args, options)
     result = run_benchmark(args.source, args.driving, args.frames, args.engine, options, args.warmup)
     print(result.table())
+    return 0
+
+
+def run_against_reference(args: argparse.Namespace, options: dict) -> int:
+    from puppetry.errors import PuppetryError
+    from puppetry.methods.descriptor import load
+
+    method = engine_method(args.engine)
+    if method.reference_bench is None:
+        with_one = [m.name for m in methods() if m.reference_bench is not None]
+        raise PuppetryError(f"--against-reference: the {args.engine} engine has no reference implementation to time "
+                            f"against (engines with one: {', '.join(with_one)})")
+    print(load(method.reference_bench)(args.against_reference, options, args.reps))
     return 0
 
 

@@ -115,6 +115,9 @@ class Method:
             returning ``(frames, num_frames)``; None for a method that does not listen.
         speech_weights_env: the environment variable naming the speech model's weights when
             ``--audio-weights`` is not given.
+        reference_bench: ``"module:function"`` timing the engine against its reference implementation
+            (``puppetry bench --against-reference DIR``), called as ``function(reference_dir,
+            engine_options, reps)`` and returning the table to print; None when there is none.
     """
 
     name: str
@@ -134,6 +137,7 @@ class Method:
     commands: dict[str, str] = field(default_factory=dict)
     speech_driver: str | None = None
     speech_weights_env: str | None = None
+    reference_bench: str | None = None
 
     def __post_init__(self) -> None:
         if (self.engine is None) != (self.config is None):

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from puppetry.nn.upsampled_conv import conv3x3_of_upsampled
+
 
 class SpectralNormConv2d(nn.Module):
     """2D convolution whose weight is divided by its spectral norm estimate ``sigma``.
@@ -47,7 +49,9 @@ class SpectralNormConv2d(nn.Module):
 class SPADE(nn.Module):
     """Spatially-adaptive denormalisation: ``IN(x) * (1 + gamma(seg)) + beta(seg)``.
 
-    ``x``: ``B x norm_nc x H x W``; ``seg``: ``B x label_nc x h x w``, resized (nearest) to ``H x W``.
+    ``x``: ``B x norm_nc x H x W``; ``seg``: ``B x label_nc x h x w``, resized (nearest) to ``H x W``. When
+    ``H x W`` is an integer multiple of ``h x w``, the shared convolution runs on ``seg`` itself
+    (:func:`~puppetry.nn.upsampled_conv.conv3x3_of_upsampled`, same result, 2.25-5.8x fewer multiply-adds).
     """
 
     def __init__(self, norm_nc: int, label_nc: int, hidden: int = 128):
@@ -58,9 +62,20 @@ class SPADE(nn.Module):
 
     def forward(self, x: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
         normalized = F.instance_norm(x, eps=1e-5)
-        seg = F.interpolate(seg, size=x.shape[2:], mode="nearest")
-        actv = self.mlp_shared(seg)
+        actv = self.label_features(seg, (x.shape[2], x.shape[3]))
         return normalized * (1 + self.mlp_gamma(actv)) + self.mlp_beta(actv)
+
+
+    def label_features(self, seg: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """``mlp_shared`` of ``seg`` resized (nearest) to ``size``: ``B x hidden x size``."""
+        h, w = seg.shape[2:]
+        if (h, w) == size:
+            return self.mlp_shared(seg)
+        scale = size[0] // h
+        conv = self.mlp_shared[0]
+        if (scale * h, scale * w) == size:
+            return F.relu(conv3x3_of_upsampled(seg, conv.weight, conv.bias, scale))
+        return self.mlp_shared(F.interpolate(seg, size=size, mode="nearest"))
 
 
 class SPADEResBlock(nn.Module):

@@ -22,10 +22,11 @@ METHOD = Method(
                commands=("animate", "bench", "evaluate", "template"),
                help=f"LivePortrait weights folder (default: ${WEIGHTS_ENV})"),
         Option("--device", "device", commands=("animate", "bench", "evaluate", "template"), help=DEVICE_HELP),
-        Option("--precision", "precision", choices=("fp32", "fp16", "bf16"), commands=("animate", "bench"),
-               help="fp16/bf16 autocast on CUDA"),
+        Option("--precision", "precision", choices=("auto", "fp32", "fp16", "bf16"), commands=("animate", "bench"),
+               help="W and G's precision (default auto: fp16 on CUDA, bf16 on a CPU with native bf16, else fp32; "
+                    "fp32 is the conformance-exact path)"),
         Option("--compile", "compile", switch=True, commands=("animate", "bench"),
-               help="torch.compile the warping module and decoder"),
+               help="torch.compile the warping module and decoder (CPU or CUDA; the first frames compile)"),
         Option("--batch-size", "batch_size", type=int, help="driving frames per network call (default 1)"),
         Option("--no-stitching", "stitching", switch=False, app_label="Stitching",
                help="turn off the stitching module"),
@@ -42,4 +43,5 @@ METHOD = Method(
     keypoint_templates=True,
     app_weights_key="checkpoint_dir",
     template_recorder="puppetry.methods.liveportrait.recording:record_template",
+    reference_bench="puppetry.methods.liveportrait.reference_bench:reference_table",
 )

@@ -61,7 +61,7 @@ class LivePortraitConfig:
 
     checkpoint_dir: str | None = None
     device: str = "cpu"
-    precision: str = "fp32"
+    precision: str = "auto"
     compile: bool = False
     stitching: bool = True
     eyes_retargeting: bool = False

@@ -1,9 +1,12 @@
 """All LivePortrait networks in one object, loaded from the release checkpoints, with device,
 precision and ``torch.compile`` handling and per-module timing.
 
-CPU runs in float32. On CUDA, ``precision="fp16"`` or ``"bf16"`` runs the networks under autocast
-(keypoint algebra and the MLPs stay in float32), and ``compile=True`` wraps W and G, the two heavy
-modules, in ``torch.compile``.
+Precision applies to W and G, the two heavy modules (about 98 % of a frame's network time): ``fp16`` or
+``bf16`` runs them under ``torch.autocast``; F, M, the keypoint algebra and the MLPs always run in float32.
+``auto`` picks what the device does natively: fp16 on CUDA (the release's default), bf16 on a CPU with
+native bf16 instructions (AVX512-BF16 or AMX), float32 on any other CPU. fp16 on the CPU is refused: without
+native fp16 units autocast falls back to kernels measured over 20 times slower than float32.
+``compile=True`` wraps W and G in ``torch.compile`` (CUDA or CPU; the first frames pay the compilation).
 """
 
 from __future__ import annotations
@@ -32,6 +35,34 @@ from puppetry.methods.liveportrait.warping import WarpingNetwork
 logger = logging.getLogger(__name__)
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+PRECISION_CHOICES = ("auto", *PRECISIONS)
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX tiles), as PyTorch detects it."""
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(check is not None and bool(check()) for check in checks)
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """The precision W and G run in on ``device``: ``auto`` resolved, impossible requests refused.
+
+    Raises:
+        WeightsError: an unknown precision, fp16 on the CPU, or bf16 on a CPU without native bf16.
+    """
+    if precision not in PRECISION_CHOICES:
+        raise WeightsError(f"unknown precision '{precision}'; use {', '.join(PRECISION_CHOICES)}")
+    if device.type == "cuda":
+        return "fp16" if precision == "auto" else precision
+    if precision == "auto":
+        return "bf16" if cpu_has_native_bf16() else "fp32"
+    if precision == "fp16":
+        raise WeightsError("precision fp16 needs a CUDA device (on the CPU it is over 20x slower than fp32); "
+                           "use --precision auto, bf16 or fp32")
+    if precision == "bf16" and not cpu_has_native_bf16():
+        raise WeightsError("precision bf16 needs a CPU with native bf16 (AVX512-BF16 or AMX) or a CUDA device; "
+                           "this CPU would emulate it slower than fp32: use --precision fp32")
+    return precision
 
 
 @dataclass(frozen=True)
@@ -40,8 +71,8 @@ class RuntimeOptions:
 
     Attributes:
         device: "cpu", "cuda", "cuda:1", ... ("auto": CUDA when available).
-        precision: "fp32", or on CUDA "fp16" / "bf16" autocast.
-        compile: wrap W and G in ``torch.compile`` (CUDA recommended; the first frames are slow).
+        precision: "fp32", "fp16", "bf16" or "auto" for W and G (see the module docstring).
+        compile: wrap W and G in ``torch.compile`` (the first frames are slow).
     """
 
     device: str = "cpu"
@@ -49,11 +80,9 @@ class RuntimeOptions:
     compile: bool = False
 
     def resolved_device(self) -> torch.device:
+        """The device, after checking that the precision is possible on it."""
         device = engine_device(self.device)
-        if self.precision not in PRECISIONS:
-            raise WeightsError(f"unknown precision '{self.precision}'; use {', '.join(PRECISIONS)}")
-        if self.precision != "fp32" and device.type != "cuda":
-            raise WeightsError(f"precision {self.precision} needs a CUDA device; the CPU runs fp32")
+        resolve_precision(self.precision, device)
         return device
 
 
@@ -75,6 +104,7 @@ class LivePortraitModels(nn.Module):
         self.eyes = RetargetingMLP(cfg.retargeting.eyes)
         self.eval().requires_grad_(False)
         self.runtime = RuntimeOptions()
+        self.precision = "fp32"                    # resolved: what W and G run in
         self._warp_fn = self.warping_module
         self._decode_fn = self.spade_generator
         self.seconds: dict[str, float] = defaultdict(float)
@@ -96,6 +126,9 @@ class LivePortraitModels(nn.Module):
         device = runtime.resolved_device()
         self.to(device)
         self.runtime = runtime
+        self.precision = resolve_precision(runtime.precision, device)
+        if self.precision != "fp32":
+            logger.info("LivePortrait W and G run in %s on %s", self.precision, device)
         self._warp_fn, self._decode_fn = self.warping_module, self.spade_generator
         if runtime.compile:
             self._warp_fn = torch.compile(self.warping_module)
@@ -107,9 +140,10 @@ class LivePortraitModels(nn.Module):
         return next(self.parameters()).device
 
     def _autocast(self):
-        if self.runtime.precision == "fp32":
+        """Reduced precision for W and G (a no-op in fp32)."""
+        if self.precision == "fp32":
             return contextlib.nullcontext()
-        return torch.autocast(device_type="cuda", dtype=PRECISIONS[self.runtime.precision])
+        return torch.autocast(device_type=self.device.type, dtype=PRECISIONS[self.precision])
 
     @contextlib.contextmanager
     def _timed(self, name: str):
@@ -125,16 +159,14 @@ class LivePortraitModels(nn.Module):
     @torch.inference_mode()
     def appearance(self, x: torch.Tensor) -> torch.Tensor:
         """F: ``B x 3 x 256 x 256`` in [0, 1] -> f_s ``B x 32 x 16 x 64 x 64`` (float32)."""
-        with self._timed("F"), self._autocast():
-            return self.appearance_feature_extractor(x.to(self.device)).float()
+        with self._timed("F"):
+            return self.appearance_feature_extractor(x.to(self.device))
 
     @torch.inference_mode()
     def motion(self, x: torch.Tensor) -> KeypointInfo:
         """M: ``B x 3 x 256 x 256`` in [0, 1] -> :class:`KeypointInfo`."""
         with self._timed("M"):
-            with self._autocast():
-                raw = self.motion_extractor(x.to(self.device))
-            return KeypointInfo.from_raw(raw)
+            return KeypointInfo.from_raw(self.motion_extractor(x.to(self.device)))
 
     @torch.inference_mode()
     def warp_decode(self, f_s: torch.Tensor, x_s: torch.Tensor, x_d: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -34,6 +34,9 @@ class SPADEDecoder(nn.Module):
 
     def forward(self, feature: torch.Tensor) -> torch.Tensor:
         seg = feature
+        device = feature.device.type
+        if torch.is_autocast_enabled(device):      # cast the label map once, not in each of its 18 convs
+            seg = feature.to(torch.get_autocast_dtype(device))
         x = self.fc(feature)
         for i in range(6):
             x = getattr(self, f"G_middle_{i}")(x, seg)
