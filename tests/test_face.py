@@ -106,3 +106,20 @@ def test_crop_and_paste_back(s1, detect):
     assert xs.min() >= box.cx - half - 2 and xs.max() <= box.cx + half + 2
     assert ys.min() >= box.cy - half - 2 and ys.max() <= box.cy + half + 2
     assert (white[int(box.cy), int(box.cx)] == 255).all()
+
+
+def test_landmark_array_reads_the_message_bytes_exactly():
+    from mediapipe.framework.formats import landmark_pb2
+
+    from puppetry.face.landmarks import landmark_array
+
+    points = np.random.default_rng(0).normal(0.5, 0.3, (478, 3)).astype(np.float32)
+    points[7] = (0.0, -0.0, 1.0)                            # zeros are written too (set optional fields)
+    message = landmark_pb2.NormalizedLandmarkList()
+    for x, y, z in points:
+        message.landmark.add(x=x, y=y, z=z)
+    np.testing.assert_array_equal(landmark_array(message), points)
+    message.landmark[3].visibility = 0.9                    # another layout: read point by point
+    out = landmark_array(message)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, points)

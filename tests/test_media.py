@@ -355,6 +355,32 @@ def test_abort_and_zero_frames_leave_no_file(tmp_path, d3_frames):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_writer_keeps_its_own_copy_of_each_frame(tmp_path):
+    """The encoder thread encodes after write() returns: a caller reusing one buffer must not change the video."""
+    out = tmp_path / "reused.mp4"
+    buffer = np.zeros((64, 64, 3), np.uint8)
+    with VideoWriter(out, fps=25) as writer:
+        for value in (0, 80, 160, 240):
+            buffer[:] = value
+            writer.write(buffer)
+        buffer[:] = 40                                  # after the last write, before the encoder may be done
+    frames, _ = read_video(out)
+    assert [round(float(f.mean()) / 10) * 10 for f in frames] == [0, 80, 160, 240]
+
+
+def test_encoder_thread_error_is_raised_and_leaves_no_file(tmp_path, monkeypatch):
+    def broken(self, rgb):
+        raise av.FFmpegError(5, "Input/output error")
+
+    monkeypatch.setattr(VideoWriter, "_write_h264", broken)
+    frame = np.zeros((32, 32, 3), np.uint8)
+    with pytest.raises(MediaError, match="encoding failed"):
+        with VideoWriter(tmp_path / "broken.mp4", fps=25) as writer:
+            for _ in range(10):                         # raised by a later write() or by close()
+                writer.write(frame)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_unsupported_output_format(tmp_path):
     with pytest.raises(MediaError, match=r"unsupported output format.*\.mp4"):
         VideoWriter(tmp_path / "out.avi", fps=25)

@@ -24,6 +24,26 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 logger = logging.getLogger(__name__)
 
+# A NormalizedLandmarkList in protobuf wire format as Face Mesh sends it: per point a length-delimited
+# field 1 (tag 0x0a, 15 bytes) holding x, y and z as fixed32 floats (tags 0x0d, 0x15, 0x1d).
+_WIRE_POINT = np.dtype([("tag", "u1"), ("size", "u1"), ("x_tag", "u1"), ("x", "<f4"), ("y_tag", "u1"),
+                        ("y", "<f4"), ("z_tag", "u1"), ("z", "<f4")])
+_WIRE_TAGS = {"tag": 0x0A, "size": 15, "x_tag": 0x0D, "y_tag": 0x15, "z_tag": 0x1D}
+
+
+def landmark_array(landmarks) -> np.ndarray:
+    """``N x 3`` float32 ``x, y, z`` of a MediaPipe ``NormalizedLandmarkList``.
+
+    Read from the message's bytes in one go (a tenth of the time of reading 3 N attributes); a message laid
+    out otherwise (visibility or presence set, a coordinate missing) is read point by point.
+    """
+    raw = landmarks.SerializeToString()
+    if len(raw) == len(landmarks.landmark) * _WIRE_POINT.itemsize:
+        points = np.frombuffer(raw, _WIRE_POINT)
+        if all((points[field] == value).all() for field, value in _WIRE_TAGS.items()):
+            return np.stack([points["x"], points["y"], points["z"]], axis=1)
+    return np.array([(p.x, p.y, p.z) for p in landmarks.landmark], dtype=np.float32)
+
 
 @dataclass(frozen=True)
 class DetectorConfig:
@@ -93,7 +113,7 @@ class FaceMeshDetector:
         sh, sw = small.shape[:2]
         faces = []
         for face in result.multi_face_landmarks:
-            pts = np.array([(p.x, p.y, p.z) for p in face.landmark], dtype=np.float32)
+            pts = landmark_array(face)
             if len(pts) != NUM_LANDMARKS:
                 continue
             pts *= np.array([sw, sh, sw], dtype=np.float32)

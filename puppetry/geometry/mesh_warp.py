@@ -179,8 +179,10 @@ class MeshWarp:
         self._to_grid = np.array([gw / box.width, gh / box.height])
         gy, gx = np.mgrid[0:gh, 0:gw].astype(np.float32)
         self._gx, self._gy = gx, gy
+        # the grid coordinates twice over (x x, y y per pixel), to scale a field of (x, y) pairs in one pass
+        self._gx2, self._gy2 = np.repeat(gx[..., None], 2, axis=2), np.repeat(gy[..., None], 2, axis=2)
         self._index = np.empty((gh, gw), dtype=np.int32)
-        self._term = np.empty((gh, gw), np.float32)
+        self._term = np.empty((gh, gw, 2), np.float32)
         rest = signed_areas(self._grid_coords(self.source), self.triangles)
         self._rest_sign = np.sign(rest)
         self._solid = np.abs(rest) > 1e-4 * np.abs(rest).max(initial=1.0)
@@ -202,6 +204,12 @@ class MeshWarp:
         Returns:
             ``map_x, map_y``: ``box.height x box.width`` float32 image coordinates, for ``cv2.remap``.
         """
+        field = self.sampling_field(target, depth)
+        return np.ascontiguousarray(field[..., 0]), np.ascontiguousarray(field[..., 1])
+
+    def sampling_field(self, target: np.ndarray, depth: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`sampling_map` as one ``box.height x box.width x 2`` float32 array of ``(x, y)`` source
+        positions (the two-channel map ``cv2.remap`` takes as ``map1``)."""
         tri = self.triangles
         q = self._grid_coords(np.asarray(target, dtype=np.float64))
         area = signed_areas(q, tri)
@@ -215,45 +223,41 @@ class MeshWarp:
         self._index.fill(-1)
         pts = np.round(q[tri[order]] * (1 << _SHIFT)).astype(np.int32)
         index = self._index
-        fill = cv2.fillConvexPoly
+        fill, line = cv2.fillConvexPoly, cv2.LINE_8
         for corners, t in zip(pts, order.tolist()):
-            fill(index, corners, t, cv2.LINE_8, _SHIFT)
-        # Affine map per triangle: [x y 1] @ M = source position.
-        m = _affine_maps(q[tri], self.source[tri])
-        coef = m.reshape(len(tri), 6).astype(np.float32)
+            fill(index, corners, t, line, _SHIFT)
+        # Affine map per triangle: [x y 1] @ M = source position; as complex numbers x + iy, the rows of M
+        # are three coefficients a, b, c with position = a gx + b gy + c.
+        m = _affine_maps(q[tri], self.source[tri]).astype(np.float32)
+        coef = m.view(np.complex64)[..., 0]                         # T x 3
         idx = index.ravel()
         covered = idx >= 0
         if not covered.all():                           # outside every triangle: stay in place
-            identity = np.zeros((1, 6), np.float32)
-            coef = np.concatenate([coef, identity])
+            coef = np.concatenate([coef, np.zeros((1, 3), np.complex64)])
             idx = np.where(covered, idx, len(tri))
-        # Per pixel: map = [gx gy 1] @ M of its triangle; one small table lookup per coefficient (a
-        # gather of float32 scalars is several times faster than of 6-vectors), evaluated in place.
+        # Per pixel: one lookup of each coefficient in a small table (a gather of 8-byte complex scalars
+        # moves both coordinates at once), evaluated in place on (x, y) pairs.
         table = np.ascontiguousarray(coef.T)
         k = idx.reshape(index.shape)
-        gx, gy = self._gx, self._gy
-        term = self._term                              # scratch; the maps themselves are returned, so new
-        map_x, map_y = table[0].take(k), table[1].take(k)
-        map_x *= gx
-        map_y *= gx
-        table[2].take(k, out=term)
-        term *= gy
-        map_x += term
-        table[3].take(k, out=term)
-        term *= gy
-        map_y += term
-        map_x += table[4].take(k, out=term)
-        map_y += table[5].take(k, out=term)
+        term = self._term                              # scratch; the field itself is returned, so new
+        pairs = term.view(np.complex64)[..., 0]
+        field = table[0].take(k).view(np.float32).reshape(term.shape)
+        field *= self._gx2
+        table[1].take(k, out=pairs)
+        term *= self._gy2
+        field += term
+        table[2].take(k, out=pairs)
+        field += term
         if not covered.all():
             inv = 1.0 / self._to_grid
             hole = ~covered.reshape(index.shape)
-            map_x[hole] = (gx[hole] + 0.5) * inv[0] - 0.5 + self.box.x0
-            map_y[hole] = (gy[hole] + 0.5) * inv[1] - 0.5 + self.box.y0
-        if self.grid_size != (self.box.width, self.box.height):
+            field[hole, 0] = (self._gx[hole] + 0.5) * inv[0] - 0.5 + self.box.x0
+            field[hole, 1] = (self._gy[hole] + 0.5) * inv[1] - 0.5 + self.box.y0
+        if self.grid_size != (self.box.width, self.box.height):    # each coordinate on its own (as before)
             size = (self.box.width, self.box.height)
-            map_x = cv2.resize(map_x, size, interpolation=cv2.INTER_LINEAR)
-            map_y = cv2.resize(map_y, size, interpolation=cv2.INTER_LINEAR)
-        return map_x, map_y
+            field = cv2.merge([cv2.resize(np.ascontiguousarray(field[..., i]), size, interpolation=cv2.INTER_LINEAR)
+                               for i in range(2)])
+        return field
 
     def warp(self, image: np.ndarray, target: np.ndarray, depth: np.ndarray | None = None,
              out: np.ndarray | None = None) -> np.ndarray:
@@ -261,8 +265,8 @@ class MeshWarp:
 
         Returns ``out`` (a copy of ``image`` unless given) with the box replaced by the warped pixels.
         """
-        map_x, map_y = self.sampling_map(target, depth)
-        region = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        field = self.sampling_field(target, depth)
+        region = cv2.remap(image, field, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         out = image.copy() if out is None else out
         out[self.box.y0:self.box.y1, self.box.x0:self.box.x1] = region
         return out

@@ -11,7 +11,9 @@ import logging
 import math
 import numbers
 import os
+import queue
 import secrets
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -31,6 +33,7 @@ _COPY_AUDIO_CODECS = frozenset({"aac", "mp3"})
 _AAC_SAMPLE_RATES = frozenset({96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000})
 _GIF_TICKS_PER_SECOND = 100  # GIF delays are in centiseconds
 _GIF_MIN_DELAY = 2  # browsers slow down frames shown for less than 2 cs, so GIFs are capped at 50 fps
+_ENCODER_QUEUE = 2  # H.264 frames waiting for the encoder thread before write() waits for it
 
 
 def even_size(width: int, height: int) -> tuple[int, int]:
@@ -273,6 +276,10 @@ class VideoWriter:
     cropped by one pixel (101 x 77 -> 100 x 76). With ``audio_from``, that file's audio is added (copied when
     AAC/MP3, otherwise transcoded to AAC) and trimmed to the video's length; GIFs carry no audio.
 
+    H.264 frames are converted, encoded and muxed on a thread of the writer's own, so that the caller renders
+    the next frame meanwhile: :meth:`write` keeps a copy of the frame and returns (it waits only while
+    two frames are already waiting); an encoding error is raised by the next :meth:`write` or by :meth:`close`.
+
     Use as a context manager; the file appears at ``path`` only when the block finishes without an
     exception::
 
@@ -314,8 +321,12 @@ class VideoWriter:
         self._input_shape: tuple[int, ...] | None = None
         self._size: tuple[int, int] | None = None  # (width, height) written
         self._gif: _GifStream | None = None
-        self._frames_written = 0
+        self._frames_written = 0  # frames taken by write()
+        self._frames_encoded = 0  # H.264 frames handed to the encoder (the encoder thread's count)
         self._closed = False
+        self._queue: queue.Queue[np.ndarray | None] | None = None
+        self._encoder: threading.Thread | None = None
+        self._encoder_error: Exception | None = None
 
         self._audio: _AudioTrack | None = None
         if audio_from is not None:
@@ -326,7 +337,7 @@ class VideoWriter:
 
     @property
     def frames_written(self) -> int:
-        """Frames stored in the output so far."""
+        """Frames taken so far (H.264 frames may still be on their way to the file until :meth:`close`)."""
         return self._frames_written
 
     def __enter__(self) -> VideoWriter:
@@ -360,8 +371,14 @@ class VideoWriter:
                 )
                 ctx = self._stream.codec_context
                 ctx.colorspace, ctx.color_primaries, ctx.color_trc, ctx.color_range = 1, 1, 1, 1  # BT.709, limited
+                # Frame threads (what the ffmpeg command line uses) encode in the background while the caller
+                # renders the next frame; PyAV's default, slice threads, holds write() for the whole frame.
+                ctx.thread_type = "FRAME"
                 if self._audio is not None:
                     self._audio.add_to(self._container)
+                self._queue = queue.Queue(_ENCODER_QUEUE)
+                self._encoder = threading.Thread(target=self._encode_frames, name="puppetry-h264", daemon=True)
+                self._encoder.start()
         except (OSError, av.FFmpegError, ValueError) as exc:
             raise self._fail("opening the output", exc) from None
 
@@ -374,6 +391,7 @@ class VideoWriter:
         """
         if self._closed:
             raise ValueError(f"VideoWriter for '{self.path}' is closed")
+        self._raise_encoder_error()
         if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
             got = f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
             raise ValueError(f"expected an H x W x 3 uint8 RGB frame, got {got}")
@@ -392,27 +410,55 @@ class VideoWriter:
                 f"{self._input_shape[1]}x{self._input_shape[0]}"
             )
         width, height = self._size
-        frame = np.ascontiguousarray(frame[:height, :width])
+        if not self._is_gif:
+            self._queue.put(np.array(frame[:height, :width]))     # a copy: the caller may reuse its frame
+            self._frames_written += 1
+            return
         try:
-            if self._is_gif:
-                self._frames_written += self._gif.add(frame)
-            else:
-                self._write_h264(frame)
+            self._frames_written += self._gif.add(np.ascontiguousarray(frame[:height, :width]))
         except (OSError, av.FFmpegError) as exc:
             raise self._fail("encoding", exc) from None
 
+    def _encode_frames(self) -> None:
+        """The encoder thread: encode and mux queued frames in order until ``None`` comes. After an error it
+        only empties the queue (so that write() never waits for ever); the error is raised in the caller's
+        thread."""
+        while (rgb := self._queue.get()) is not None:
+            if self._encoder_error is None and not self._closed:     # closed here: aborted, frames unwanted
+                try:
+                    self._write_h264(rgb)
+                except Exception as exc:  # any error: handed to the caller's thread
+                    self._encoder_error = exc
+
+    def _raise_encoder_error(self) -> None:
+        """Raise what failed on the encoder thread, as :meth:`write` would have raised it (the output removed)."""
+        exc = self._encoder_error
+        if exc is None:
+            return
+        if isinstance(exc, (OSError, av.FFmpegError)):
+            raise self._fail("encoding", exc) from None
+        self.abort()
+        raise exc
+
+    def _stop_encoder(self) -> None:
+        """Let the encoder thread finish the queued frames and end (nothing when it never started)."""
+        if self._encoder is not None:
+            self._queue.put(None)
+            self._encoder.join()
+            self._encoder = None
+
     def _write_h264(self, rgb: np.ndarray) -> None:
-        video_frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        video_frame = av.VideoFrame.from_numpy_buffer(rgb, format="rgb24")       # no copy: reformat makes one
         video_frame = video_frame.reformat(
             format="yuv420p", src_colorspace="ITU709", dst_colorspace="ITU709", dst_color_range="MPEG"
         )
-        video_frame.pts = self._frames_written
+        video_frame.pts = self._frames_encoded
         video_frame.time_base = 1 / self._rate
         video_frame.duration = 1
         self._container.mux(self._stream.encode(video_frame))
-        self._frames_written += 1
+        self._frames_encoded += 1
         if self._audio is not None:
-            self._audio.mux_until(float(self._frames_written / self._rate))
+            self._audio.mux_until(float(self._frames_encoded / self._rate))
 
     def close(self) -> None:
         """Finish the file and move it to ``path``. Safe to call more than once.
@@ -422,6 +468,8 @@ class VideoWriter:
         """
         if self._closed:
             return
+        self._stop_encoder()
+        self._raise_encoder_error()
         if self._frames_written == 0:
             self.abort()
             raise MediaError(f"cannot write video '{self.path}': no frames to write")
@@ -447,6 +495,7 @@ class VideoWriter:
     def abort(self) -> None:
         """Stop writing and delete the partial output; nothing is left at ``path``. Safe to call twice."""
         self._closed = True
+        self._stop_encoder()
         if self._container is not None:
             try:
                 self._container.close()

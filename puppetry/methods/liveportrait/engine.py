@@ -296,8 +296,9 @@ class LivePortraitEngine(Engine):
         targets = [self._target(state, f, d) for f, d in zip(frames, drives)]
         n_faces = state.x_s.shape[0]
         x_d = torch.cat(targets)
-        x_s = state.x_s.repeat(len(frames), 1, 1)
-        f_s = state.f_s.repeat(len(frames), 1, 1, 1, 1)
+        x_s, f_s = state.x_s, state.f_s            # one frame: no copy of the 8 MB source volume
+        if len(frames) > 1:
+            x_s, f_s = x_s.repeat(len(frames), 1, 1), f_s.repeat(len(frames), 1, 1, 1, 1)
         images = to_images(self.models.warp_decode(f_s, x_s, x_d)["image"])
         t0 = time.perf_counter()
         out = []
