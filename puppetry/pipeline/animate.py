@@ -161,7 +161,7 @@ def animate(source: str | os.PathLike | np.ndarray = "astronaut", driving: str |
         sink.abort()
         raise MediaError(f"output '{out_path}' is an image but the driving has {stream.num_frames} frames; "
                          "write a video (.mp4 or .gif) instead")
-    with sink:
+    with stream, sink:
         for batch in _batches(stream, engine.batch_size):
             check_stop(stop)
             for frame, result in zip(batch, engine.render_batch(state, batch)):

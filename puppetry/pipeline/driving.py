@@ -8,8 +8,10 @@ by a restricted loader, or ours ``.npz``) or the name of a built-in motion (``bl
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
+import time
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -27,16 +29,25 @@ from puppetry.motion.keypoint_template import is_keypoint_template, load_any_tem
 from puppetry.motion.procedural import DEFAULT_FPS, MOTIONS, procedural_motion
 from puppetry.motion.sequence import MotionSequence
 from puppetry.motion.tracker import MotionTracker
+from puppetry.pipeline.read_ahead import read_ahead
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class DrivingStats:
-    """What happened while reading the driving signal."""
+    """What happened while reading the driving signal.
+
+    Attributes:
+        frames, lost: frames read, and frames where the face was lost.
+        decode_s, landmarks_s: seconds spent decoding a driving video and tracking its face (on the
+            read-ahead thread, :mod:`~puppetry.pipeline.read_ahead`), for ``puppetry bench``.
+    """
 
     frames: int = 0
     lost: int = 0
+    decode_s: float = 0.0
+    landmarks_s: float = 0.0
 
 
 class DrivingStream:
@@ -59,6 +70,18 @@ class DrivingStream:
     def __iter__(self) -> Iterator[DrivingFrame]:
         return self._frames
 
+    def close(self) -> None:
+        """Stop reading: the video is closed and the read-ahead thread ends (safe to call more than once)."""
+        close = getattr(self._frames, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> "DrivingStream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
 
 def open_driving(spec: str | os.PathLike, controls: Controls = Controls(), fps: float | None = None,
                  duration: float | None = None, smoothing: OneEuroConfig | None = OneEuroConfig(),
@@ -73,6 +96,8 @@ def open_driving(spec: str | os.PathLike, controls: Controls = Controls(), fps: 
         duration: seconds, for built-in motions.
         smoothing: One Euro settings for tracked landmarks (None: raw).
         keep_pixels: pass the driving pixels on (used by the inner-mouth fill).
+            A video's frames are decoded and tracked on a thread of their own, up to two frames ahead of
+            the consumer (:func:`~puppetry.pipeline.read_ahead.read_ahead`).
         source_pose: for a still driving image, the face its expression is measured against.
         max_frames: stop after this many frames (None: all).
         track: find the driving face (landmarks, pose); False passes the pixels of every frame of a video
@@ -123,7 +148,7 @@ def open_driving(spec: str | os.PathLike, controls: Controls = Controls(), fps: 
             it = _video_frames(reader, controls, smoothing, keep_pixels, stats)
         else:
             it = _pixel_frames(reader, controls, stats)
-        return DrivingStream("video", it, reader.fps, n, audio, stats, text)
+        return DrivingStream("video", read_ahead(it, name="puppetry-driving"), reader.fps, n, audio, stats, text)
     raise MediaError(f"cannot use '{text}' as driving: unsupported file type")
 
 
@@ -149,10 +174,19 @@ def _video_frames(reader: VideoReader, controls: Controls, smoothing: OneEuroCon
     """Track the driving face frame by frame; frames before the face first appears keep the source
     still, later lost frames hold the last good motion. Both count as lost."""
     reference: FacePose | None = None
+    clock = time.perf_counter
     with reader, MotionTracker(reader.fps, smoothing) as tracker:
-        for i, rgb in enumerate(reader):
+        frames = iter(reader)
+        for i in itertools.count():
+            t0 = clock()
+            rgb = next(frames, None)
+            t1 = clock()
+            stats.decode_s += t1 - t0
+            if rgb is None:
+                break
             stats.frames += 1
             face = tracker(rgb)
+            stats.landmarks_s += clock() - t1
             if face is None or not face.found:
                 stats.lost += 1
             if face is None:

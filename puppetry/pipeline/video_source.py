@@ -77,7 +77,7 @@ def animate_video_source(source: str, driving, output: str | None, options,
     sink = FrameSink(output, info.fps, audio_from=source if info.has_audio else None, concat=options.concat,
                      progress=options.progress, total=min(known) if known else None,
                      empty=f"source video '{source}' or driving '{stream.name}' produced no frames")
-    with sink, VideoReader(source, max_frames=options.max_frames) as reader, \
+    with stream, sink, VideoReader(source, max_frames=options.max_frames) as reader, \
             FaceMeshDetector("video", DetectorConfig(max_faces=1)) as detector:
         for src, frame in zip(reader, frames):
             check_stop(stop)
