@@ -14,6 +14,7 @@ Kinds (every file is small on disk):
 * ``png-bomb-20k``: a real 20,000 x 20,000 RGB PNG of zeros (1.2 GB decoded, 1.6 MB on disk).
 * ``png-rgba-8k``: the largest image accepted (8192 x 8192), RGBA and fully transparent (no face).
 * ``mkv-claims-16k``: an MJPEG .mkv whose track and JPEG headers say 15360 x 8640 (16K).
+* ``mkv-frames-lie-16k``: an honest MJPEG .mkv (320 x 256) whose every JPEG header says 15360 x 8640.
 * ``gif-canvas-16k``: a GIF whose canvas is 15360 x 8640 with two 1 x 1 frames (each decodes to 16K).
 * ``gif-canvas-8k`` / ``mp4-h264-8k``: the largest frames accepted (8192 x 4320): five 1 x 1 GIF frames on
   that canvas; 24 H.264 frames, whose decoder holds a frame per thread (no face in either).
@@ -26,6 +27,9 @@ Kinds (every file is small on disk):
 * ``npz-landmarks-bomb``: our landmark template with a real 2.4 GB ``expression`` of zeros, 2.4 MB deflated.
 * ``npz-keypoints-claims-giant``: our LivePortrait template whose ``exp.npy`` header says (10**9, 21, 3).
 * ``npz-is-npy-claims-giant``: a ``.npz`` that is a bare ``.npy`` header saying (10**9, 478, 3).
+* ``npz-is-text``: a text file named ``.npz``.
+* ``npz-2m-entries``: a ZIP64 archive whose central directory lists two million empty entries (108 MB on
+  disk; ``zipfile`` would build an object for each).
 """
 
 from __future__ import annotations
@@ -201,6 +205,22 @@ def mkv_claims_16k(folder: Path) -> Path:
     return path
 
 
+def mkv_frames_lie_16k(folder: Path) -> Path:
+    """Five 320 x 256 MJPEG frames in an honest .mkv (its track header says 320 x 256) whose every JPEG SOF0
+    says 15360 x 8640: the decoder refuses each frame, so none is left."""
+    small = folder / "small.mkv"
+    _encode_video(small, "mjpeg", [np.full((256, 320, 3), 40 * i, np.uint8) for i in range(5)], "yuvj420p")
+    data = bytearray(small.read_bytes())
+    small.unlink()
+    at = data.find(b"\xff\xc0")
+    while at >= 0:
+        struct.pack_into(">HH", data, at + 5, 8640, 15360)
+        at = data.find(b"\xff\xc0", at + 2)
+    path = folder / "frames_lie_16k.mkv"
+    path.write_bytes(bytes(data))
+    return path
+
+
 def gif_canvas_16k(folder: Path) -> Path:
     """A GIF with a 15360 x 8640 canvas and two 1 x 1 frames (a few dozen bytes)."""
     path = folder / "canvas_16k.gif"
@@ -324,6 +344,31 @@ def npz_is_npy_claims_giant(folder: Path) -> Path:
     return path
 
 
+def npz_is_text(folder: Path) -> Path:
+    """A text file named ``.npz``."""
+    path = folder / "notes.npz"
+    path.write_text("expression, rotation and scale are in the spreadsheet\n")
+    return path
+
+
+def npz_2m_entries(folder: Path, entries: int = 2_000_000) -> Path:
+    """A ZIP64 archive whose central directory lists ``entries`` empty stored files, all pointing at the one
+    local header at offset 0 (listing them is the cost; no member is ever read)."""
+    local = b"PK\x03\x04" + struct.pack("<HHHHHIIIHH", 20, 0, 0, 0, 0, 0, 0, 0, 1, 0) + b"x"
+    head = b"PK\x01\x02" + struct.pack("<HHHHHHIII", 20, 20, 0, 0, 0, 0, 0, 0, 0)
+    tail = struct.pack("<HHHHII", 0, 0, 0, 0, 0, 0)     # after the name length: extra, comment, disk, attributes, offset
+    names = (f"{i:08d}" for i in range(entries))
+    central = b"".join(head + struct.pack("<H", 8) + tail + name.encode() for name in names)
+    start = len(local)
+    end64_at = start + len(central)
+    end64 = b"PK\x06\x06" + struct.pack("<QHHIIQQQQ", 44, 45, 45, 0, 0, entries, entries, len(central), start)
+    locator = b"PK\x06\x07" + struct.pack("<IQI", 0, end64_at, 1)
+    end = b"PK\x05\x06" + struct.pack("<HHHHIIH", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    path = folder / "entries_2m.npz"
+    path.write_bytes(local + central + end64 + locator + end)
+    return path
+
+
 @dataclass(frozen=True)
 class Kind:
     """A hostile input: its name, the function that builds it in a folder, and whether it is the source."""
@@ -339,6 +384,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("png-bomb-20k", png_bomb_20k, True),
     Kind("png-rgba-8k", png_rgba_8k, True),
     Kind("mkv-claims-16k", mkv_claims_16k),
+    Kind("mkv-frames-lie-16k", mkv_frames_lie_16k),
     Kind("gif-canvas-16k", gif_canvas_16k),
     Kind("gif-canvas-8k", gif_canvas_8k),
     Kind("mp4-h264-8k", mp4_h264_8k),
@@ -351,6 +397,8 @@ KINDS: tuple[Kind, ...] = (
     Kind("npz-landmarks-bomb", npz_landmarks_bomb),
     Kind("npz-keypoints-claims-giant", npz_keypoints_claims_giant),
     Kind("npz-is-npy-claims-giant", npz_is_npy_claims_giant),
+    Kind("npz-is-text", npz_is_text),
+    Kind("npz-2m-entries", npz_2m_entries),
 )
 
 

@@ -15,7 +15,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import zlib
 from pathlib import Path
@@ -67,23 +66,33 @@ def run_cli(*args, cwd: Path, quiet: bool = True, timeout: float = 180) -> tuple
     return proc.returncode, proc.stdout, lines
 
 
+_REPORT_PEAK = """
+import atexit, sys
+def report(path=sys.argv[1]):
+    with open("/proc/self/status") as status:
+        kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    with open(path, "w") as out:
+        out.write(str(kib))
+atexit.register(report)
+from puppetry.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
 def run_cli_peak_rss(*args, cwd: Path, timeout: float = 180) -> tuple[int, list[str], int]:
-    """:func:`run_cli`, plus this one child's peak resident memory in KiB (``os.wait4``'s own usage, not
-    ``RUSAGE_CHILDREN``, which is the largest of every child the test session has waited for)."""
-    cmd = _command() + ["-q"] + [str(a) for a in args]
-    with tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err, text=True,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        watchdog = threading.Timer(timeout, proc.kill)
-        watchdog.start()
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            watchdog.cancel()
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        err.seek(0)
-        lines = [line for line in re.split(r"[\r\n]+", err.read()) if not _is_noise(line)]
-    return proc.returncode, lines, usage.ru_maxrss
+    """:func:`run_cli` (with ``-q``), plus the child's own peak resident memory in KiB: its ``VmHWM`` at exit,
+    the high-water mark of the memory it mapped after starting. ``RUSAGE_CHILDREN`` is the largest of every
+    child the session has waited for, and even one child's ``ru_maxrss`` starts from the size of the test
+    process it was forked from, which grows over the suite."""
+    with tempfile.TemporaryDirectory() as scratch:
+        report = Path(scratch) / "peak"
+        cmd = [sys.executable, "-c", _REPORT_PEAK, str(report), "-q", *[str(a) for a in args]]
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        peak = int(report.read_text()) if report.is_file() else -1
+    lines = [line for line in re.split(r"[\r\n]+", proc.stderr) if not _is_noise(line)]
+    assert peak > 0, "the child did not report its peak memory:\n" + "\n".join(lines)
+    return proc.returncode, lines, peak
 
 
 def listing(folder: Path) -> set[str]:

@@ -29,6 +29,7 @@ REASONS = {  # kind -> what its error line must say
     "jpeg-claims-50k": "image is too large (2500000000 pixels)",
     "png-bomb-20k": "image is too large (400000000 pixels)",
     "mkv-claims-16k": "its frames are 15360x8640, too large",
+    "mkv-frames-lie-16k": "it contains no video frames it can decode (5 corrupt packet(s) skipped)",
     "gif-canvas-16k": "its frames are 15360x8640, too large",
     "mp4-claims-1e9-frames": "its header claims 1000000000 frames",
     "gif-10k-frames": "the GIF has 10000 frames and at most 3000 are read from a GIF; use its first ones (--frames",
@@ -39,6 +40,8 @@ REASONS = {  # kind -> what its error line must say
     "npz-landmarks-bomb": "expression claims shape (420000, 478, 3) of float32, over 512 MB",
     "npz-keypoints-claims-giant": "exp claims shape (1000000000, 21, 3) of float32, over 256 MB",
     "npz-is-npy-claims-giant": "is a single .npy array, not an .npz motion template",
+    "npz-is-text": "is not an .npz motion template (not a zip archive of arrays)",
+    "npz-2m-entries": "its archive lists 2000000 entries, and a template has at most 64",
     "png-rgba-8k": "no face found in source",
     "gif-canvas-8k": "no face found in any frame of driving video",
 }
@@ -75,3 +78,23 @@ def test_largest_frames_get_few_decoder_threads(tmp_path, data, monkeypatch):
         threads[path.name] = container.streams.video[0].codec_context.thread_count
         container.close()
     assert threads == {"canvas_8k.gif": video._DECODER_FRAME_BYTES // (8192 * 4320 * 3), "d0.mp4": 0}
+
+
+def test_zip_entry_count_reads_the_end_record(tmp_path):
+    """The entry count :func:`open_npz` checks: a real template's members, an archive with a 60,000-byte
+    comment after its end record, ZIP64 (the two-million-entry case above), and None for a non-zip."""
+    import zipfile
+
+    import numpy as np
+
+    from puppetry.motion.npz_archive import zip_entry_count
+
+    np.savez(tmp_path / "t.npz", format=np.array("x"), a=np.zeros(3), b=np.ones((2, 2)))
+    assert zip_entry_count(tmp_path / "t.npz") == 3
+    with zipfile.ZipFile(tmp_path / "c.zip", "w") as z:
+        z.comment = b"#" * 60_000
+        for name in "abcde":
+            z.writestr(name, b"1")
+    assert zip_entry_count(tmp_path / "c.zip") == 5
+    assert zip_entry_count(hostile.npz_2m_entries(tmp_path, entries=70_000)) == 70_000
+    assert zip_entry_count(hostile.npz_is_text(tmp_path)) is None

@@ -136,6 +136,21 @@ def test_frame_folder_errors(tmp_path):
         read_video(mixed)
 
 
+def test_frame_folder_is_held_to_the_video_size_limit(tmp_path):
+    """A folder of 8192 x 4400 frames: each is a valid image (under the 8192 x 8192 image limit), but 36 M
+    pixels is over the video limit of 8192 x 4320, which a frame folder is held to like any video."""
+    folder = tmp_path / "wide"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "1.png"), np.zeros((4400, 8192, 3), np.uint8))
+    cv2.imwrite(str(folder / "2.png"), np.zeros((4400, 8192, 3), np.uint8))
+    with pytest.raises(MediaError, match="its frames are 8192x4400, too large"):
+        VideoReader(folder)
+    ok = tmp_path / "ok"
+    ok.mkdir()
+    cv2.imwrite(str(ok / "1.png"), np.zeros((4320, 8192, 3), np.uint8))
+    assert VideoReader(ok).size == (8192, 4320)
+
+
 @pytest.mark.parametrize(
     "make",
     [

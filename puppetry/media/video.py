@@ -244,6 +244,8 @@ class VideoReader:
         self._first: np.ndarray | None = None
         self._container: av.container.InputContainer | None = None
         self._resize_warned = False
+        self._skipped = 0                # corrupt packets skipped so far (the error when none decodes says so)
+        self._read_error: str | None = None   # why reading stopped before the first frame
 
         if not self.path.exists():
             raise MediaError(f"cannot read video '{self.path}': file not found")
@@ -317,7 +319,9 @@ class VideoReader:
         first = next(frames, None)
         if first is None:
             frames.close()
-            raise MediaError(f"cannot read video '{self.path}': it contains no video frames")
+            why = f" it can decode ({self._skipped} corrupt packet(s) skipped)" if self._skipped else ""
+            why += f" (read error: {self._read_error})" if self._read_error else ""
+            raise MediaError(f"cannot read video '{self.path}': it contains no video frames{why}")
         self._frames, self._first = frames, first
 
     def _limited(self, first: np.ndarray, frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
@@ -338,6 +342,7 @@ class VideoReader:
         for file in files:
             frame = read_image(file)
             if first_shape is None:
+                _check_frame_size(self.path, frame.shape[1], frame.shape[0])   # a video's limit, not an image's
                 first_shape = frame.shape
             elif frame.shape != first_shape:
                 raise MediaError(
@@ -350,14 +355,14 @@ class VideoReader:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         _limit_decoder(stream)
-        skipped = 0
+        self._skipped, self._read_error = 0, None
         first_shape = None
         try:
             for packet in container.demux(stream):
                 try:
                     decoded = packet.decode()
                 except av.FFmpegError as exc:
-                    skipped += 1
+                    self._skipped += 1
                     logger.debug("skipping corrupt packet in '%s': %s", self.path, exc)
                     continue
                 for frame in decoded:
@@ -368,11 +373,14 @@ class VideoReader:
                         rgb = self._resize_to(rgb, first_shape)
                     yield rgb
         except av.FFmpegError as exc:
-            logger.warning("stopped reading '%s' early after a read error: %s", self.path, reason(exc))
+            if first_shape is None:                             # no frame at all: the error says why
+                self._read_error = reason(exc)
+            else:
+                logger.warning("stopped reading '%s' early after a read error: %s", self.path, reason(exc))
         finally:
             container.close()
-            if skipped:
-                logger.warning("skipped %d corrupt packet(s) while reading '%s'", skipped, self.path)
+            if self._skipped and first_shape is not None:     # with no frame at all, the error says it
+                logger.warning("skipped %d corrupt packet(s) while reading '%s'", self._skipped, self.path)
 
     def _frame_to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
         """Decoded frame -> upright ``H x W x 3 uint8 RGB`` (alpha composited over white)."""

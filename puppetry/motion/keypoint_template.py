@@ -21,8 +21,8 @@ Our format
     :func:`save_template` writes an uncompressed ``np.savez`` with ``format`` "puppetry-liveportrait-motion",
     ``version`` 1, ``fps``, ``scale`` N, ``R`` Nx3x3, ``exp`` Nx21x3, ``t`` Nx3 and optionally ``c_eyes`` Nx2,
     ``c_lip`` N, ``kp`` Nx21x3; :func:`load_template` reads it with ``allow_pickle=False``, checking each
-    member's header before loading it (:func:`npz_member_header`), and refuses a bare ``.npy`` (which
-    ``np.load`` would read whole) before opening it (:func:`open_npz`).
+    member's header before loading it, after :func:`~puppetry.motion.npz_archive.open_npz` has refused a
+    bare ``.npy``, a file that is no zip and a zip listing too many entries.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from puppetry.errors import MotionError, first_line
+from puppetry.motion.npz_archive import npz_member_header, open_npz
 
 log = logging.getLogger(__name__)
 
@@ -366,41 +367,10 @@ def save_template(template: KeypointTemplate, path: str | os.PathLike) -> None:
             os.remove(tmp)
 
 
-def npz_member_header(z: Any, key: str, max_bytes: int = MAX_FILE_BYTES) -> tuple[tuple[int, ...], np.dtype]:
-    """Shape and dtype of member ``key`` of an open npz, read from its ``.npy`` header without loading it.
-
-    Raises:
-        ValueError: the header is malformed or claims more than ``max_bytes``.
-    """
-    with z.zip.open(f"{key}.npy") as f:
-        version = np.lib.format.read_magic(f)
-        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, _, dtype = read(f)
-    shape = tuple(int(s) for s in shape)
-    if math.prod(shape) * max(dtype.itemsize, 1) > max_bytes:
-        raise ValueError(f"{key} claims shape {shape} of {dtype}, over {max_bytes >> 20} MB")
-    return shape, dtype
-
-
 def _member(z: Any, key: str) -> np.ndarray:
     """Member ``key`` of an open npz, its ``.npy`` header checked before numpy allocates the array."""
     npz_member_header(z, key)
     return z[key]
-
-
-def open_npz(path: str | os.PathLike) -> Any:
-    """``np.load(path)`` of an ``.npz`` (never unpickling), refusing first a bare ``.npy``, which ``np.load``
-    would read whole whatever size its header claims.
-
-    Raises:
-        MotionError: the file is a ``.npy`` array.
-        OSError, ValueError, zipfile.BadZipFile: unreadable, or neither a zip nor a ``.npy``.
-    """
-    with open(path, "rb") as f:
-        magic = f.read(len(np.lib.format.MAGIC_PREFIX))
-    if magic == np.lib.format.MAGIC_PREFIX:
-        raise MotionError(f"'{path}' is a single .npy array, not an .npz motion template")
-    return np.load(path, allow_pickle=False)
 
 
 def _open_npz(path: Path) -> tuple[Any, str | None]:

@@ -24,7 +24,7 @@ import numpy as np
 
 from puppetry.errors import MotionError
 from puppetry.face.pose import FacePose, rotation_to_euler
-from puppetry.motion.keypoint_template import npz_member_header, open_npz
+from puppetry.motion.npz_archive import npz_member_header, open_npz
 
 TEMPLATE_FORMAT = "puppetry-motion"
 TEMPLATE_VERSION = 1
