@@ -187,19 +187,30 @@ def png_rgba_8k(folder: Path) -> Path:
     return _zero_png(folder / "rgba_8k.png", 8192, 8192, 6, 4)
 
 
-def mkv_claims_16k(folder: Path) -> Path:
-    """Five 320 x 256 MJPEG frames in a .mkv whose track header and every JPEG SOF0 say 15360 x 8640."""
+def _small_mjpeg_mkv(folder: Path) -> bytearray:
+    """The bytes of five honest 320 x 256 MJPEG frames in a .mkv."""
     small = folder / "small.mkv"
     _encode_video(small, "mjpeg", [np.full((256, 320, 3), 40 * i, np.uint8) for i in range(5)], "yuvj420p")
     data = bytearray(small.read_bytes())
     small.unlink()
-    for element, old, new in ((b"\xb0", 320, 15360), (b"\xba", 256, 8640)):   # PixelWidth, PixelHeight
-        at = data.index(element + b"\x82" + struct.pack(">H", old))
-        data[at + 2:at + 4] = struct.pack(">H", new)
+    return data
+
+
+def _jpegs_claim_16k(data: bytearray) -> None:
+    """Make every JPEG SOF0 in ``data`` say 15360 x 8640 (in place)."""
     at = data.find(b"\xff\xc0")
     while at >= 0:
         struct.pack_into(">HH", data, at + 5, 8640, 15360)
         at = data.find(b"\xff\xc0", at + 2)
+
+
+def mkv_claims_16k(folder: Path) -> Path:
+    """Five 320 x 256 MJPEG frames in a .mkv whose track header and every JPEG SOF0 say 15360 x 8640."""
+    data = _small_mjpeg_mkv(folder)
+    for element, old, new in ((b"\xb0", 320, 15360), (b"\xba", 256, 8640)):   # PixelWidth, PixelHeight
+        at = data.index(element + b"\x82" + struct.pack(">H", old))
+        data[at + 2:at + 4] = struct.pack(">H", new)
+    _jpegs_claim_16k(data)
     path = folder / "claims_16k.mkv"
     path.write_bytes(bytes(data))
     return path
@@ -208,14 +219,8 @@ def mkv_claims_16k(folder: Path) -> Path:
 def mkv_frames_lie_16k(folder: Path) -> Path:
     """Five 320 x 256 MJPEG frames in an honest .mkv (its track header says 320 x 256) whose every JPEG SOF0
     says 15360 x 8640: the decoder refuses each frame, so none is left."""
-    small = folder / "small.mkv"
-    _encode_video(small, "mjpeg", [np.full((256, 320, 3), 40 * i, np.uint8) for i in range(5)], "yuvj420p")
-    data = bytearray(small.read_bytes())
-    small.unlink()
-    at = data.find(b"\xff\xc0")
-    while at >= 0:
-        struct.pack_into(">HH", data, at + 5, 8640, 15360)
-        at = data.find(b"\xff\xc0", at + 2)
+    data = _small_mjpeg_mkv(folder)
+    _jpegs_claim_16k(data)
     path = folder / "frames_lie_16k.mkv"
     path.write_bytes(bytes(data))
     return path
