@@ -107,6 +107,19 @@ def test_cli_animates_with_wggan_and_explains_missing_weights(weights, data, tmp
     assert rc == 2 and "apply to --engine wggan" in capsys.readouterr().err
 
 
+def test_bench_times_wggan_with_its_weights_flags(weights, data, capsys):
+    """``puppetry bench`` takes the engine's own weights flags (it named them in its error and had none)."""
+    rc = main(["-q", "bench", "--engine", "wggan", "-s", str(data / "portraits" / "s1.jpg"),
+               "-d", str(data / "driving" / "d0.mp4"), "--frames", "3", "--wggan-weights", str(weights / "wggan.pt"),
+               "--hrhgan-weights", str(weights / "hrhgan.pt")])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "3 frames" in out and "frames per second" in out
+    stages = {line.split()[0]: float(line.split()[1]) for line in out.splitlines()
+              if "ms/frame" in line and not line.strip().startswith("floor")}
+    assert stages["refine"] > 0 and stages["landmarks"] > 0 and stages["loop"] > 0, out
+
+
 def test_web_app_renders_with_a_weights_folder(weights, data):
     from puppetry.app.sessions import PreviewCache, RenderSettings, render_preview, slider_controls
 

@@ -23,7 +23,7 @@ METHOD = Method(
     recipes={"fdgan": "puppetry.methods.fdgan.recipe:FDGanRecipe"},
     needs=EngineNeeds(source_landmarks=True, driving_pixels=False, weights=True),
     options=(
-        Option("--fdgan-weights", "weights", weights=True, env=WEIGHTS_ENV, commands=("animate", "evaluate"),
+        Option("--fdgan-weights", "weights", weights=True, env=WEIGHTS_ENV, commands=("animate", "bench", "evaluate"),
                help=f"FD-GAN weights, RUN/fdgan.pt (default: ${WEIGHTS_ENV})"),
         *RETARGET_OPTIONS,
         Option("--device", "device", commands=("animate", "bench", "evaluate"), help=DEVICE_HELP),

@@ -20,9 +20,9 @@ METHOD = Method(
     recipes={"perturbed-masks": "puppetry.methods.perturbed_masks.recipe:PerturbedMasksRecipe"},
     needs=EngineNeeds(source_landmarks=False, driving_pixels=True, weights=True),
     options=(
-        Option("--pm-weights", "weights", weights=True, env=WEIGHTS_ENV, commands=("animate", "evaluate"),
+        Option("--pm-weights", "weights", weights=True, env=WEIGHTS_ENV, commands=("animate", "bench", "evaluate"),
                help=f"perturbed-masks weights, RUN/perturbed_masks.pt (default: ${WEIGHTS_ENV})"),
-        Option("--pm-square", "square", choices=("pad", "crop"), commands=("animate", "evaluate"),
+        Option("--pm-square", "square", choices=("pad", "crop"), commands=("animate", "bench", "evaluate"),
                help="make frames square by padding (default, nothing lost) or by cropping the centre"),
         Option("--device", "device", commands=("animate", "bench", "evaluate"), help=DEVICE_HELP),
     ),

@@ -20,9 +20,9 @@ METHOD = Method(
     recipes={"puppeteergan": "puppetry.methods.puppeteergan.recipe:PuppeteerGanRecipe"},
     needs=EngineNeeds(source_landmarks=True, driving_pixels=False, weights=True),
     options=(
-        Option("--pg-weights", "weights", weights=True, env=WEIGHTS_ENV, commands=("animate", "evaluate"),
+        Option("--pg-weights", "weights", weights=True, env=WEIGHTS_ENV, commands=("animate", "bench", "evaluate"),
                help=f"PuppeteerGAN weights, RUN/puppeteergan.pt (default: ${WEIGHTS_ENV})"),
-        Option("--pg-size", "size", type=int, choices=(256, 512), commands=("animate", "evaluate"),
+        Option("--pg-size", "size", type=int, choices=(256, 512), commands=("animate", "bench", "evaluate"),
                help="side of the face crop the coloring network draws (default: the side it was trained at)"),
         Option("--device", "device", commands=("animate", "bench", "evaluate"), help=DEVICE_HELP),
     ),

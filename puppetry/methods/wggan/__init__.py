@@ -21,9 +21,9 @@ METHOD = Method(
              "hrhgan": "puppetry.methods.wggan.completion_recipe:HrhGanRecipe"},
     needs=EngineNeeds(source_landmarks=True, driving_pixels=False, weights=True),
     options=(
-        Option("--wggan-weights", "wggan_weights", weights=True, env=WGGAN_ENV, commands=("animate", "evaluate"),
+        Option("--wggan-weights", "wggan_weights", weights=True, env=WGGAN_ENV, commands=("animate", "bench", "evaluate"),
                help=f"wg-GAN weights, RUN/wggan.pt (default: ${WGGAN_ENV})"),
-        Option("--hrhgan-weights", "hrhgan_weights", weights=True, env=HRHGAN_ENV, commands=("animate", "evaluate"),
+        Option("--hrhgan-weights", "hrhgan_weights", weights=True, env=HRHGAN_ENV, commands=("animate", "bench", "evaluate"),
                help=f"hrh-GAN weights, RUN/hrhgan.pt (default: ${HRHGAN_ENV})"),
         Option("--no-temporal", "temporal", switch=False,
                help="do not blend each frame's mouth with the previous frame's (Sec. 5.2)"),
