@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 
 from puppetry.app.sessions import AppConfig
 from puppetry.methods.registry import app_switches
+from tests.wav_files import write_wav
 
 SECONDS = 2.0
 
@@ -25,13 +25,7 @@ def speech_wav(tmp_path_factory, data) -> Path:
     audio = read_audio(data / "driving" / "d6.mp4", max_seconds=SECONDS)
     samples = audio.samples[:int(SECONDS * audio.rate)]
     assert len(samples) == int(SECONDS * audio.rate)
-    path = tmp_path_factory.mktemp("speech") / "hello.wav"
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(audio.rate)
-        w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
-    return path
+    return write_wav(tmp_path_factory.mktemp("speech") / "hello.wav", samples, audio.rate)
 
 
 @pytest.fixture(scope="module")

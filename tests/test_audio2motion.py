@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-import wave
 from pathlib import Path
 
 import av
@@ -29,19 +28,10 @@ from puppetry.methods.audio2motion.speech import generate_blinks, generate_sway,
 from puppetry.methods.audio2motion.targets import MOUTH_POINTS, lips_open, mouth_targets
 from puppetry.motion.controls import Controls
 from puppetry.training.curves import read_metrics
+from tests.wav_files import write_wav
 
 ROOT = Path(__file__).resolve().parents[1]
 RATE = 16000
-
-
-def write_wav(path: Path, samples: np.ndarray, rate: int = RATE) -> Path:
-    """A 16-bit mono wav of ``samples`` in [-1, 1]."""
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -319,19 +319,14 @@ def test_synthesize_draws_a_label_map_in_a_portraits_style(labels_run, trained_r
 def test_speech_drives_fdgan(trained_run, speech_weights, data, tmp_path):
     """``animate -a`` feeds FD-GAN the same landmark frames as the warp engine: a 1 s recording gives 25
     frames carrying its audio."""
-    import wave
-
     import av
+
+    from tests.wav_files import write_wav
 
     from puppetry.media.audio import read_audio
 
     speech = read_audio(data / "driving" / "d6.mp4").samples[16000:32000]
-    wav = tmp_path / "speech.wav"
-    with wave.open(str(wav), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(16000)
-        w.writeframes((speech * 32767).astype("<i2").tobytes())
+    wav = write_wav(tmp_path / "speech.wav", speech)
     out = tmp_path / "talk.mp4"
     assert main(["-q", "animate", "-s", str(data / "portraits" / "s1.jpg"), "-a", str(wav), "--audio-weights",
                  str(speech_weights), "--engine", "fdgan", "--fdgan-weights", str(trained_run / "fdgan.pt"),

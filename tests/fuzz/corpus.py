@@ -17,7 +17,6 @@ import os
 import shutil
 import subprocess
 import sys
-import wave
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -25,6 +24,8 @@ from typing import Callable
 import av
 import cv2
 import numpy as np
+
+from tests.wav_files import write_wav
 
 ARGS = list[str]
 LIVEPORTRAIT_MEMORY_MB = 3072.0
@@ -88,15 +89,6 @@ def _encode(path: Path, frames: list[np.ndarray], codec: str, fps: int = 25, pix
     return path
 
 
-def _write_wav(path: Path, samples: np.ndarray, rate: int = 16000) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
-    return path
-
-
 def _encode_audio(path: Path, samples: np.ndarray, codec: str, rate: int) -> Path:
     with av.open(str(path), "w") as c:
         s = c.add_stream(codec, rate=rate)
@@ -147,7 +139,7 @@ def build_corpus(root: Path, data: Path, liveportrait: bool = False) -> dict[str
         from puppetry.media.audio import read_audio
 
         speech = read_audio(driving / "d6.mp4").samples[16000:16000 * 3]
-        _write_wav(p["speech.wav"], speech)
+        write_wav(p["speech.wav"], speech)
         _encode_audio(p["speech.m4a"], speech, "aac", 16000)
         _encode_audio(p["speech.mp3"], speech, "libmp3lame", 16000)
         for folder in (p["dataset"], p["run"]):
