@@ -140,9 +140,9 @@ def run_benchmark(source: str = "astronaut", driving: str | None = None, max_fra
         render_s = encode_s = 0.0
         n = 0
         clock = time.perf_counter
-        frames = iter(stream)                           # decoded and tracked on the read-ahead thread
-        first = next(frames, None)                      # the thread's start-up (video, Face Mesh graph) set apart
         with stream, VideoWriter(os.path.join(tmp, "out.mp4"), stream.fps) as writer:
+            frames = iter(stream)                       # decoded and tracked on the read-ahead thread
+            first = next(frames, None)                  # the thread's start-up (video, Face Mesh graph) set apart
             start = clock()
             for frame in itertools.chain([first] if first is not None else [], frames):
                 t0 = clock()

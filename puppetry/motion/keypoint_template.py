@@ -369,7 +369,7 @@ def save_template(template: KeypointTemplate, path: str | os.PathLike) -> None:
 
 def _member(z: Any, key: str) -> np.ndarray:
     """Member ``key`` of an open npz, its ``.npy`` header checked before numpy allocates the array."""
-    npz_member_header(z, key)
+    npz_member_header(z, key, MAX_FILE_BYTES)
     return z[key]
 
 

@@ -89,6 +89,10 @@ def open_driving(spec: str | os.PathLike, controls: Controls = Controls(), fps: 
                  max_frames: int | None = None, track: bool = True) -> DrivingStream:
     """Open a driving signal.
 
+    A video's frames are decoded and tracked on a thread of their own, up to two frames ahead of the
+    consumer (:func:`~puppetry.pipeline.read_ahead.read_ahead`); close the stream (or use it in ``with``)
+    when stopping before its end.
+
     Args:
         spec: video, folder, image, ``.npz`` template path, or built-in motion name.
         controls: direct controls merged into every frame.
@@ -96,8 +100,6 @@ def open_driving(spec: str | os.PathLike, controls: Controls = Controls(), fps: 
         duration: seconds, for built-in motions.
         smoothing: One Euro settings for tracked landmarks (None: raw).
         keep_pixels: pass the driving pixels on (used by the inner-mouth fill).
-            A video's frames are decoded and tracked on a thread of their own, up to two frames ahead of
-            the consumer (:func:`~puppetry.pipeline.read_ahead.read_ahead`).
         source_pose: for a still driving image, the face its expression is measured against.
         max_frames: stop after this many frames (None: all).
         track: find the driving face (landmarks, pose); False passes the pixels of every frame of a video
